@@ -1,0 +1,12 @@
+"""skdam: dimensionality reduction that discovers its own number of dimensions.
+
+Scikit-learn estimators around a gated-bottleneck autoencoder trained with
+DiscriminAtive Masking (DAM, Bu et al., NeurIPS 2021).
+"""
+
+from ._autoencoder import DAMAutoencoder
+from ._embedding import DAMEmbedding
+
+__version__ = "0.1.0"
+
+__all__ = ["DAMAutoencoder", "DAMEmbedding", "__version__"]

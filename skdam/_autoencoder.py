@@ -1,0 +1,172 @@
+"""DAMAutoencoder: the nonlinear gated autoencoder, for curved data."""
+
+from ._base import _BaseDAM
+
+from numbers import Integral
+from sklearn.utils._param_validation import Interval, StrOptions
+
+#: Epochs with beta frozen before pruning starts, so the perceptron can learn first.
+AUTOENCODER_WARMUP_EPOCHS = 2
+
+
+class DAMAutoencoder(_BaseDAM):
+    """Nonlinear dimensionality reduction whose number of components is learned.
+
+    An autoencoder whose bottleneck passes through a DiscriminAtive Masking gate.
+    Each side is a linear path, warm-started from a truncated SVD, plus a
+    multilayer perceptron added to it as a residual that starts at zero: training
+    begins at PCA, learns the curvature PCA misses, and closes the gates of the
+    units that explain less than ``alpha`` of the variance.
+
+    Parameters
+    ----------
+    n_components : "auto" or int, default="auto"
+        ``"auto"`` discovers the dimension; an int ``k`` prunes until exactly ``k``
+        gates remain.
+    hidden_layer_sizes : tuple of int, default=(128,)
+        Hidden widths of the encoder's perceptron; the decoder mirrors them.
+    activation : {"relu", "elu", "tanh", "logistic"}, default="elu"
+        Activation of the hidden layers.
+    alpha : float, default=0.01
+        Regularization strength: a unit stays open while it explains more than
+        ``alpha`` of the total variance. Independent of the units of ``X`` and of
+        ``max_components``.
+    max_components : int, default=None
+        Width of the gated bottleneck; ``None`` uses ``min(64, n_samples,
+        n_features)``.
+    min_components : int, default=1
+        Gates that stay open however large ``alpha`` is.
+    max_iter : int, default=200
+        Most epochs.
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch; ``"auto"`` aims at 50 steps per epoch within
+        ``[32, 1024]`` rows.
+    learning_rate_init : float, default=1e-3
+        Adam step size of the weights.
+    tol : float, default=1e-3
+        Improvement of the objective below which an epoch counts as no improvement.
+    n_iter_no_change : int, default=5
+        Training stops once the open gates and the objective have settled for this
+        many epochs in a row.
+    early_stopping : bool, default=False
+        Monitor a held-out ``validation_fraction`` of the rows and keep the best state.
+    validation_fraction : float, default=0.1
+        Share of the rows held out when ``early_stopping`` is True.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and the batches through a local ``torch.Generator``.
+    verbose : int, default=0
+        Print one line per epoch when positive.
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        Where to train and transform; ``"auto"`` picks CUDA when available.
+
+    Attributes
+    ----------
+    n_components_ : int
+        The number of open gates: the discovered dimension.
+    gate_values_ : ndarray of shape (max_components_,)
+        Value of every gate after training, zero for closed units.
+    open_units_ : ndarray of shape (n_components_,)
+        Bottleneck units behind the columns of ``transform``'s output, most
+        preferred first.
+    max_components_ : int
+        Width of the gated bottleneck actually used.
+    batch_size_ : int
+        Rows per mini-batch actually used.
+    device_ : torch.device
+        Device resolved from ``device``.
+    loss_curve_ : list of float
+        Training objective after each epoch.
+    reconstruction_error_curve_ : list of float
+        Unexplained share of the training variance after each epoch.
+    n_components_curve_ : list of int
+        Open gates after each epoch.
+    validation_error_curve_ : list of float
+        Validation reconstruction error per epoch; only with ``early_stopping``.
+    n_iter_ : int
+        Epochs run.
+    stop_reason_ : str
+        ``"converged"``, ``"max_iter"`` or ``"interrupted"``.
+    module_ : skdam.nn.GatedAutoencoder
+        The trained network, on the CPU and in eval mode.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when they are all strings.
+
+    See Also
+    --------
+    DAMEmbedding : The linear counterpart, PCA whose rank is learned.
+
+    References
+    ----------
+    J. Bu, A. Daw, M. Maruf, A. Karpatne, "Learning Compact Representations of
+    Neural Networks using DiscriminAtive Masking (DAM)", NeurIPS 2021,
+    arXiv:2110.00684.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdam import DAMAutoencoder
+    >>> rng = np.random.RandomState(0)
+    >>> t = rng.uniform(0, 3, size=(400, 1))
+    >>> X = np.hstack([t, np.sin(t), np.cos(t), t ** 2 / 3])
+    >>> autoencoder = DAMAutoencoder(random_state=0).fit(X)
+    >>> autoencoder.transform(X).shape[1] == autoencoder.n_components_
+    True
+    """
+
+    _parameter_constraints = {
+        **_BaseDAM._parameter_constraints,
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"relu", "elu", "tanh", "logistic"})],
+    }
+
+    def __init__(
+        self,
+        n_components="auto",
+        *,
+        hidden_layer_sizes=(128,),
+        activation="elu",
+        alpha=0.01,
+        max_components=None,
+        min_components=1,
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        tol=1e-3,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=0,
+        device="auto",
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.max_components = max_components
+        self.min_components = min_components
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if any(not isinstance(size, Integral) or size < 1 for size in sizes):
+            raise ValueError(f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}.")
+        return sizes
+
+    def _activation(self):
+        return self.activation
+
+    def _warmup_epochs(self):
+        return AUTOENCODER_WARMUP_EPOCHS

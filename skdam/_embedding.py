@@ -1,0 +1,195 @@
+"""DAMEmbedding: the linear gated autoencoder, PCA whose rank is learned."""
+
+import numpy as np
+import torch
+
+from ._base import _BaseDAM
+
+
+class DAMEmbedding(_BaseDAM):
+    """Linear dimensionality reduction whose number of components is learned.
+
+    A bias-free linear encoder and decoder around a DiscriminAtive Masking gate,
+    trained on centred data and warm-started from a truncated SVD. The penalty
+    ``alpha`` closes gates while each closed unit explains less than ``alpha`` of the
+    total variance, so the rank is found without being given. Once the gates have
+    settled at ``k`` open units, those units get the top ``k`` principal axes, the
+    least-squares optimum that a linear autoencoder of rank ``k`` converges to, so
+    ``components_`` and ``explained_variance_`` read as PCA's do.
+
+    Parameters
+    ----------
+    n_components : "auto" or int, default="auto"
+        ``"auto"`` discovers the dimension. An int ``k`` keeps pruning until exactly
+        ``k`` gates remain, DAM as a pruning schedule to compare with ``PCA(k)``.
+    alpha : float, default=0.01
+        Regularization strength. A component stays while it explains more than
+        ``alpha`` of the total variance: the penalty charges ``alpha`` per open unit
+        against the unexplained share of the variance, ``1 - R^2``. It does not
+        depend on the units of ``X`` nor on ``max_components``.
+    max_components : int, default=None
+        Width of the gated bottleneck, the most components that can be kept.
+        ``None`` uses ``min(64, n_samples, n_features)``, or more when
+        ``n_components`` or ``min_components`` asks for more.
+    min_components : int, default=1
+        Gates that stay open however large ``alpha`` is: the guard against collapse.
+    max_iter : int, default=200
+        Most epochs.
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch. ``"auto"`` aims at 50 steps per epoch, within
+        ``[32, 1024]`` rows.
+    learning_rate_init : float, default=1e-3
+        Adam step size of the weights; the gate has its own fixed pace.
+    tol : float, default=1e-3
+        Improvement of the objective (in shares of the variance) below which an
+        epoch counts as no improvement.
+    n_iter_no_change : int, default=5
+        Training stops once the number of open gates has not changed and the
+        objective has not improved by ``tol`` for this many epochs in a row.
+    early_stopping : bool, default=False
+        Monitor the objective on a held-out ``validation_fraction`` of the rows,
+        and keep the state with the best one.
+    validation_fraction : float, default=0.1
+        Share of the rows held out when ``early_stopping`` is True.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and the batches, through a local
+        ``torch.Generator``; global seeds are never touched.
+    verbose : int, default=0
+        Print one line per epoch when positive.
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        Where to train and transform; ``"auto"`` picks CUDA when it is available.
+        The fitted network always lives on the CPU.
+
+    Attributes
+    ----------
+    n_components_ : int
+        The number of open gates: the discovered dimension.
+    components_ : ndarray of shape (n_components_, n_features_in_)
+        Orthonormal axes of the learned subspace, by decreasing explained variance.
+        ``inverse_transform(Z) == Z @ components_ + mean_``.
+    explained_variance_ : ndarray of shape (n_components_,)
+        Variance of the training data along each of ``components_``.
+    explained_variance_ratio_ : ndarray of shape (n_components_,)
+        ``explained_variance_`` as a share of the total variance.
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-feature mean of the training data.
+    gate_values_ : ndarray of shape (max_components_,)
+        Value of every gate after training, zero for closed units.
+    open_units_ : ndarray of shape (n_components_,)
+        Bottleneck units behind the columns of ``transform``'s output.
+    max_components_ : int
+        Width of the gated bottleneck actually used.
+    batch_size_ : int
+        Rows per mini-batch actually used.
+    device_ : torch.device
+        Device resolved from ``device``.
+    loss_curve_ : list of float
+        Training objective after each epoch.
+    reconstruction_error_curve_ : list of float
+        Unexplained share of the training variance after each epoch.
+    n_components_curve_ : list of int
+        Open gates after each epoch.
+    validation_error_curve_ : list of float
+        Validation reconstruction error per epoch; only with ``early_stopping``.
+    n_iter_ : int
+        Epochs run.
+    stop_reason_ : str
+        ``"converged"``, ``"max_iter"`` or ``"interrupted"``.
+    module_ : skdam.nn.GatedAutoencoder
+        The trained network, on the CPU and in eval mode.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when they are all strings.
+
+    See Also
+    --------
+    DAMAutoencoder : The nonlinear counterpart, for curved data.
+    sklearn.decomposition.PCA : Linear reduction with a given number of components.
+
+    References
+    ----------
+    J. Bu, A. Daw, M. Maruf, A. Karpatne, "Learning Compact Representations of
+    Neural Networks using DiscriminAtive Masking (DAM)", NeurIPS 2021,
+    arXiv:2110.00684.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdam import DAMEmbedding
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(500, 3)) @ rng.normal(size=(3, 20))
+    >>> embedding = DAMEmbedding(random_state=0).fit(X)
+    >>> embedding.n_components_
+    3
+    >>> embedding.transform(X).shape
+    (500, 3)
+    """
+
+    def __init__(
+        self,
+        n_components="auto",
+        *,
+        alpha=0.01,
+        max_components=None,
+        min_components=1,
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        tol=1e-3,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        random_state=None,
+        verbose=0,
+        device="auto",
+    ):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.max_components = max_components
+        self.min_components = min_components
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def _finish_fit(self, module, X_fit, result, principal_directions):
+        _put_principal_axes_on_open_units(module, principal_directions)
+        super()._finish_fit(module, X_fit, result, principal_directions)
+        # Columns of transform follow open_units_, most preferred unit first, which
+        # now carries the strongest axis.
+        scale = float(module.input_scale)
+        self.mean_ = module.input_mean.numpy().astype(np.float64)
+        self.components_ = (module.decoder_linear.weight.detach()[:, self.open_units_].T * scale).numpy().astype(np.float64)
+        centred = X_fit - self.mean_
+        total_variance = centred.var(axis=0, ddof=1).sum()
+        self.explained_variance_ = (centred @ self.components_.T).var(axis=0, ddof=1)
+        self.explained_variance_ratio_ = self.explained_variance_ / total_variance if total_variance > 0 else np.zeros(self.n_components_)
+
+
+@torch.no_grad()
+def _put_principal_axes_on_open_units(module, principal_directions):
+    """Give the open units the top principal axes, strongest on the most preferred.
+
+    The gate has chosen the rank k; for a linear autoencoder of rank k the
+    least-squares optimum, the point its training converges to, is the span of the
+    top k principal axes. Setting it exactly removes the optimiser's noise and
+    makes the axes orthonormal and ordered, as PCA's are.
+    """
+    gate_values = module.gate.gate_values()
+    open_units = torch.nonzero(gate_values > 0).flatten().flip(0)
+    directions = torch.as_tensor(principal_directions[: open_units.numel()], dtype=torch.float32)
+    # The code of a unit is gate * (encoder_row . normalised x) and decoding
+    # multiplies by the decoder column, in normalised units: choose both so that the
+    # code is the projection in data units and decoding inverts it.
+    scale = module.input_scale
+    module.encoder_linear.weight.zero_()
+    module.decoder_linear.weight.zero_()
+    module.encoder_linear.weight[open_units] = directions * scale / gate_values[open_units, None]
+    module.decoder_linear.weight[:, open_units] = directions.T / scale

@@ -1,0 +1,138 @@
+"""The gated-bottleneck autoencoder behind both estimators. Pure PyTorch."""
+
+import math
+
+import torch
+from torch import nn
+
+from ._gate import DAMGate
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+}
+
+
+def _multilayer_perceptron(sizes, activation):
+    """Linear layers with ``activation`` between them (none after the last)."""
+    layers = []
+    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if index < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class GatedAutoencoder(nn.Module):
+    """Autoencoder whose bottleneck passes through a :class:`DAMGate`.
+
+    Each side is a bias-free linear path plus, when ``hidden_layer_sizes`` is not
+    empty, a multilayer perceptron added to it as a residual. The residual's last
+    layer starts at zero, so a freshly initialised model is exactly its linear path:
+    warm-started from a truncated SVD, training begins at PCA and the nonlinear part
+    can only learn what PCA misses.
+
+    Inputs are normalised inside the module, ``(x - input_mean) / input_scale``, with
+    one scale for all features. With ``input_scale`` the root mean feature variance,
+    the mean squared error in normalised units is the unexplained share of the
+    variance, ``1 - R^2``, whatever the units of the data.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input and of the reconstruction.
+    bottleneck_width : int
+        Number of gated units, the most dimensions the model can keep.
+    hidden_layer_sizes : tuple of int, default=()
+        Hidden widths of the encoder's perceptron; the decoder mirrors them.
+    activation : {"relu", "elu", "tanh", "logistic"}, default="elu"
+        Activation of the hidden layers.
+    """
+
+    def __init__(self, n_features, bottleneck_width, hidden_layer_sizes=(), activation="elu"):
+        super().__init__()
+        self.n_features = int(n_features)
+        self.bottleneck_width = int(bottleneck_width)
+        self.hidden_layer_sizes = tuple(int(size) for size in hidden_layer_sizes)
+        self.activation = activation
+        self.register_buffer("input_mean", torch.zeros(self.n_features))
+        self.register_buffer("input_scale", torch.ones(()))
+        self.encoder_linear = nn.Linear(self.n_features, self.bottleneck_width, bias=False)
+        self.decoder_linear = nn.Linear(self.bottleneck_width, self.n_features, bias=False)
+        if self.hidden_layer_sizes:
+            encoder_sizes = (self.n_features, *self.hidden_layer_sizes, self.bottleneck_width)
+            self.encoder_residual = _multilayer_perceptron(encoder_sizes, activation)
+            self.decoder_residual = _multilayer_perceptron(encoder_sizes[::-1], activation)
+        else:
+            self.encoder_residual = None
+            self.decoder_residual = None
+        self.gate = DAMGate(self.bottleneck_width)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator=None):
+        """Initialise every weight from ``generator``, leaving global RNG untouched."""
+        self.input_mean.zero_()
+        self.input_scale.fill_(1.0)
+        self.gate.reset_parameters()
+        for linear in self.modules():
+            if isinstance(linear, nn.Linear):
+                # PyTorch's default nn.Linear initialisation, drawn from our generator.
+                nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
+                if linear.bias is not None:
+                    bound = 1 / math.sqrt(linear.in_features)
+                    nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
+        for residual in (self.encoder_residual, self.decoder_residual):
+            if residual is not None:
+                residual[-1].weight.zero_()
+                residual[-1].bias.zero_()
+        return self
+
+    @torch.no_grad()
+    def set_normalization(self, mean, scale):
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
+        self.input_scale.fill_(float(scale))
+
+    @torch.no_grad()
+    def set_linear_path(self, directions):
+        """Put orthonormal ``directions`` (rows, best first) on the linear path.
+
+        The first direction goes to the most preferred unit (the highest offset), so
+        gates close on the weakest directions first. The decoder divides by the gate
+        values so that the model reconstructs exactly the projection at once.
+        """
+        directions = torch.as_tensor(directions, dtype=self.encoder_linear.weight.dtype)
+        n_directions = directions.shape[0]
+        units = torch.arange(self.bottleneck_width - 1, self.bottleneck_width - 1 - n_directions, -1)
+        gate_values = self.gate.gate_values()[units]
+        self.encoder_linear.weight.zero_()
+        self.decoder_linear.weight.zero_()
+        self.encoder_linear.weight[units] = directions
+        self.decoder_linear.weight[:, units] = (directions / gate_values[:, None]).T
+
+    def normalize(self, x):
+        return (x - self.input_mean) / self.input_scale
+
+    def encode_normalized(self, x_normalized):
+        """Gated code, all ``bottleneck_width`` units, from normalised input."""
+        hidden = self.encoder_linear(x_normalized)
+        if self.encoder_residual is not None:
+            hidden = hidden + self.encoder_residual(x_normalized)
+        return self.gate(hidden)
+
+    def decode_normalized(self, code):
+        """Reconstruction in normalised units from a full-width code."""
+        reconstruction = self.decoder_linear(code)
+        if self.decoder_residual is not None:
+            reconstruction = reconstruction + self.decoder_residual(code)
+        return reconstruction
+
+    def encode(self, x):
+        return self.encode_normalized(self.normalize(x))
+
+    def decode(self, code):
+        return self.decode_normalized(code) * self.input_scale + self.input_mean
+
+    def forward(self, x):
+        return self.decode(self.encode(x))

@@ -1,0 +1,132 @@
+"""The DAM gate: one learnable scalar that closes units one at a time.
+
+Pure PyTorch; nothing here knows about scikit-learn.
+"""
+
+import torch
+from torch import nn
+
+#: The fixed offsets ``mu_i = OFFSET_RANGE * i / width`` span ``[0, OFFSET_RANGE)``.
+OFFSET_RANGE = 5.0
+
+
+class DAMGate(nn.Module):
+    """DiscriminAtive Masking gate over the last dimension of its input.
+
+    Unit ``i`` of ``width`` has a fixed offset ``mu_i = 5 * i / width`` and all units
+    share one learnable scalar ``beta``; the gate is
+    ``g_i = max(0, tanh(steepness**2 * (mu_i + beta)))``. Penalising ``beta`` closes
+    the gates one at a time, lowest ``mu_i`` first; a closed gate passes neither
+    signal nor gradient.
+
+    Parameters
+    ----------
+    width : int
+        Number of gated units.
+    steepness : float, default=1.0
+        The paper's ``a``; it shapes the gate values but not which gates are open.
+    initial_beta : float, default=1.0
+        Starting value of ``beta``; 1 opens every gate.
+
+    References
+    ----------
+    J. Bu, A. Daw, M. Maruf, A. Karpatne, "Learning Compact Representations of
+    Neural Networks using DiscriminAtive Masking (DAM)", NeurIPS 2021,
+    arXiv:2110.00684.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdam.nn import DAMGate
+    >>> gate = DAMGate(4)
+    >>> gate(torch.ones(2, 4)).shape
+    torch.Size([2, 4])
+    >>> gate.n_open()
+    4
+    """
+
+    def __init__(self, width, *, steepness=1.0, initial_beta=1.0):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be at least 1, got {width}.")
+        self.width = int(width)
+        self.steepness = float(steepness)
+        self.initial_beta = float(initial_beta)
+        self.register_buffer("offsets", torch.empty(self.width))
+        self.beta = nn.Parameter(torch.empty(()))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Fixed offsets ``5 * i / width`` and ``beta`` back at its start."""
+        self.offsets.copy_(OFFSET_RANGE * torch.arange(self.width, device=self.offsets.device) / self.width)
+        self.beta.fill_(self.initial_beta)
+
+    def gate_values(self):
+        """Gate values, shape ``(width,)``; zero for closed units."""
+        return torch.relu(torch.tanh(self.steepness**2 * (self.offsets + self.beta)))
+
+    def _broadcast(self, values):
+        return values
+
+    def forward(self, hidden):
+        return hidden * self._broadcast(self.gate_values())
+
+    @torch.no_grad()
+    def open_mask(self):
+        """Boolean mask of the open units, shape ``(width,)``."""
+        return self.gate_values() > 0
+
+    def n_open(self):
+        """Number of open units, the discovered dimension."""
+        return int(self.open_mask().sum())
+
+    def soft_open_count(self):
+        """``width * (1 + beta / 5)``: equals the open count for beta in [-5, 0].
+
+        It is affine in ``beta`` with slope ``width / 5``, so ``alpha *
+        soft_open_count()`` charges ``alpha`` per open unit whatever the width: the
+        smooth stand-in for the L0 norm of the mask.
+        """
+        return self.width * (1.0 + self.beta / OFFSET_RANGE)
+
+    def beta_floor(self, n_open):
+        """Lowest ``beta`` that keeps the ``n_open`` most preferred units open.
+
+        It sits half a unit spacing above the point where unit ``width - n_open``
+        closes, so that unit stays measurably open and the next one stays closed.
+        """
+        if not 1 <= n_open <= self.width:
+            raise ValueError(f"n_open must be in [1, {self.width}], got {n_open}.")
+        spacing = OFFSET_RANGE / self.width
+        return -float(self.offsets[self.width - n_open]) + 0.5 * spacing
+
+
+class DAMGate2d(DAMGate):
+    """DAM gate over the channels of an ``(N, C, H, W)`` feature map.
+
+    The gate of :class:`DAMGate` with its values shaped ``(1, C, 1, 1)``, for the
+    structured pruning of convolutional channels.
+
+    Parameters
+    ----------
+    channels : int
+        Number of gated channels.
+    steepness : float, default=1.0
+        The paper's ``a``.
+    initial_beta : float, default=1.0
+        Starting value of ``beta``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdam.nn import DAMGate2d
+    >>> DAMGate2d(3)(torch.ones(2, 3, 5, 5)).shape
+    torch.Size([2, 3, 5, 5])
+    """
+
+    def __init__(self, channels, *, steepness=1.0, initial_beta=1.0):
+        super().__init__(channels, steepness=steepness, initial_beta=initial_beta)
+
+    def _broadcast(self, values):
+        return values.view(1, -1, 1, 1)
