@@ -161,7 +161,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         )
         module.cpu().eval()
         self._finish_fit(module, X_fit, result, directions)
-        self._warn_about(result, min_components, max_components)
+        self._warn_about(result, min_components, max_components, widest=min(X_fit.shape))
         return self
 
     def _resolve_max_components(self, n_samples, n_features):
@@ -196,7 +196,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.n_iter_ = len(result.history)
         self.stop_reason_ = result.stop_reason
 
-    def _warn_about(self, result, min_components, max_components):
+    def _warn_about(self, result, min_components, max_components, widest):
         if result.stop_reason == STOP_MAX_ITER:
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} before the open "
@@ -216,7 +216,8 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "than alpha of the variance; lower alpha to keep more dimensions.",
                 UserWarning,
             )
-        if self.n_components == "auto" and self.n_components_ == max_components and max_components > 1:
+        # Only worth saying when a wider bottleneck was possible.
+        if self.n_components == "auto" and self.n_components_ == max_components < widest:
             warnings.warn(
                 f"All {max_components} gates stayed open: the data may need more "
                 "dimensions than the bottleneck has. Raise max_components or alpha.",

@@ -38,8 +38,9 @@ class DAMEmbedding(_BaseDAM):
     batch_size : int or "auto", default="auto"
         Rows per mini-batch. ``"auto"`` aims at 50 steps per epoch, within
         ``[32, 1024]`` rows.
-    learning_rate_init : float, default=1e-3
-        Adam step size of the weights; the gate has its own fixed pace.
+    learning_rate_init : float, default=1e-2
+        Adam step size of the weights (the paper's for its linear experiment); the
+        gate has its own fixed pace.
     tol : float, default=1e-3
         Improvement of the objective (in shares of the variance) below which an
         epoch counts as no improvement.
@@ -135,7 +136,7 @@ class DAMEmbedding(_BaseDAM):
         min_components=1,
         max_iter=200,
         batch_size="auto",
-        learning_rate_init=1e-3,
+        learning_rate_init=1e-2,
         tol=1e-3,
         n_iter_no_change=5,
         early_stopping=False,

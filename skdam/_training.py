@@ -161,17 +161,20 @@ def train_gated_autoencoder(
                 continue
 
             n_open = gate.n_open()
-            train_error = float(error_sum) / (n_samples * X_train.shape[1])
+            train_error = float(error_sum) / n_samples  # error_sum holds per-row-weighted batch means
             validation_error = None
             if X_validation is not None:
                 module.eval()
                 validation_error = reconstruction_error(module, X_validation, batch_size * 8)
                 module.train()
             monitored = validation_error if validation_error is not None else train_error
-            objective = monitored + alpha * n_open
+            # The soft count moves with beta, so a gate still drifting shut counts as
+            # progress and training does not stop one closure early.
+            soft_count = float(gate.soft_open_count().detach().clamp(max=gate.width))
+            objective = monitored + alpha * soft_count
             record = EpochRecord(
                 epoch=epoch,
-                loss=train_error + alpha * float(gate.soft_open_count().detach().clamp(max=gate.width)),
+                loss=train_error + alpha * soft_count,
                 reconstruction_error=train_error,
                 validation_error=validation_error,
                 n_open=n_open,

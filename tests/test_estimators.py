@@ -1,0 +1,201 @@
+"""Behaviour of DAMEmbedding and DAMAutoencoder on data whose answer is known."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skdam import DAMAutoencoder, DAMEmbedding
+
+from skdam.datasets import make_linear_latent
+
+
+@pytest.fixture(scope="module")
+def fitted_embedding(low_rank_data):
+    return DAMEmbedding(random_state=0).fit(low_rank_data)
+
+
+@pytest.fixture(scope="module")
+def fitted_autoencoder(curved_data):
+    return DAMAutoencoder(hidden_layer_sizes=(32,), random_state=0).fit(curved_data)
+
+
+def test_embedding_finds_exact_rank(fitted_embedding, low_rank_data):
+    assert fitted_embedding.n_components_ == 4
+    assert fitted_embedding.transform(low_rank_data).shape == (600, 4)
+    assert fitted_embedding.score(low_rank_data) > 0.9999
+
+
+def test_embedding_matches_pca_at_its_rank(fitted_embedding, low_rank_data):
+    pca = PCA(n_components=4).fit(low_rank_data)
+    # Same subspace: the projectors agree.
+    np.testing.assert_allclose(
+        fitted_embedding.components_.T @ fitted_embedding.components_, pca.components_.T @ pca.components_, atol=1e-4
+    )
+    np.testing.assert_allclose(fitted_embedding.explained_variance_ratio_, pca.explained_variance_ratio_, rtol=1e-3)
+    np.testing.assert_allclose(fitted_embedding.mean_, pca.mean_)
+
+
+def test_embedding_inverse_transform_is_affine_in_components(fitted_embedding, low_rank_data):
+    embedding = fitted_embedding.transform(low_rank_data[:50])
+    expected = embedding @ fitted_embedding.components_ + fitted_embedding.mean_
+    np.testing.assert_allclose(fitted_embedding.inverse_transform(embedding), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+@pytest.mark.parametrize("factor", [1e-3, 1e3])
+def test_scaling_the_data_keeps_the_dimension(Estimator, factor, low_rank_data):
+    reference = Estimator(random_state=0).fit(low_rank_data)
+    scaled = Estimator(random_state=0).fit(low_rank_data * factor)
+    assert scaled.n_components_ == reference.n_components_ == 4
+    if Estimator is DAMEmbedding:
+        # The linear model is exactly equivariant: the embedding scales with X.
+        np.testing.assert_allclose(
+            scaled.transform(low_rank_data * factor) / factor, reference.transform(low_rank_data), rtol=1e-3, atol=1e-3
+        )
+
+
+def test_autoencoder_beats_pca_on_curved_data(fitted_autoencoder, curved_data):
+    k = fitted_autoencoder.n_components_
+    assert 2 <= k <= 4
+    pca = PCA(n_components=k).fit(curved_data)
+    pca_error = np.mean((pca.inverse_transform(pca.transform(curved_data)) - curved_data) ** 2)
+    reconstruction = fitted_autoencoder.inverse_transform(fitted_autoencoder.transform(curved_data))
+    assert np.mean((reconstruction - curved_data) ** 2) < pca_error
+
+
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_integer_n_components_prunes_to_exactly_k(Estimator, low_rank_data):
+    estimator = Estimator(n_components=2, random_state=0).fit(low_rank_data)
+    assert estimator.n_components_ == 2
+    assert estimator.transform(low_rank_data).shape == (600, 2)
+
+
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_huge_alpha_keeps_min_components_and_warns(Estimator, low_rank_data):
+    with pytest.warns(UserWarning, match="lower alpha"):
+        estimator = Estimator(alpha=50.0, min_components=2, random_state=0).fit(low_rank_data)
+    assert estimator.n_components_ == 2
+
+
+def test_max_iter_reached_warns(low_rank_data):
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        DAMEmbedding(max_iter=1, random_state=0).fit(low_rank_data)
+
+
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_fit_transform_equals_fit_then_transform(Estimator, low_rank_data):
+    first = Estimator(random_state=1).fit_transform(low_rank_data)
+    second = Estimator(random_state=1).fit(low_rank_data).transform(low_rank_data)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", ["fitted_embedding", "fitted_autoencoder"])
+def test_rows_are_transformed_independently(name, request, low_rank_data, curved_data):
+    estimator = request.getfixturevalue(name)
+    X = low_rank_data if name == "fitted_embedding" else curved_data
+    whole = estimator.transform(X)
+    one_by_one = np.vstack([estimator.transform(X[i : i + 1]) for i in range(0, 40)])
+    np.testing.assert_allclose(whole[:40], one_by_one, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["fitted_embedding", "fitted_autoencoder"])
+def test_pickle_round_trip(name, request, low_rank_data, curved_data):
+    estimator = request.getfixturevalue(name)
+    X = low_rank_data if name == "fitted_embedding" else curved_data
+    restored = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_array_equal(restored.transform(X), estimator.transform(X))
+    assert restored.n_components_ == estimator.n_components_
+
+
+def test_clone_is_unfitted_with_same_params(fitted_autoencoder):
+    cloned = clone(fitted_autoencoder)
+    assert cloned.get_params() == fitted_autoencoder.get_params()
+    assert not hasattr(cloned, "n_components_")
+
+
+def test_same_random_state_is_bit_identical(curved_data):
+    first = DAMAutoencoder(hidden_layer_sizes=(16,), random_state=3).fit(curved_data)
+    second = DAMAutoencoder(hidden_layer_sizes=(16,), random_state=3).fit(curved_data)
+    np.testing.assert_array_equal(first.transform(curved_data), second.transform(curved_data))
+    assert first.loss_curve_ == second.loss_curve_
+
+
+def test_fitted_attributes_are_consistent(fitted_autoencoder, curved_data):
+    estimator = fitted_autoencoder
+    assert estimator.n_iter_ == len(estimator.loss_curve_) == len(estimator.n_components_curve_)
+    assert estimator.n_components_curve_[-1] == estimator.n_components_
+    assert estimator.gate_values_.shape == (estimator.max_components_,)
+    assert (estimator.gate_values_ > 0).sum() == estimator.n_components_
+    assert estimator.stop_reason_ == "converged"
+    assert next(estimator.module_.parameters()).device.type == "cpu"
+    assert not estimator.module_.training
+    names = estimator.get_feature_names_out()
+    assert list(names) == [f"damautoencoder{i}" for i in range(estimator.n_components_)]
+
+
+def test_score_is_reconstruction_r2(fitted_autoencoder, curved_data):
+    reconstruction = fitted_autoencoder.inverse_transform(fitted_autoencoder.transform(curved_data))
+    sse = np.sum((curved_data - reconstruction) ** 2)
+    sst = np.sum((curved_data - curved_data.mean(axis=0)) ** 2)
+    assert fitted_autoencoder.score(curved_data) == pytest.approx(1 - sse / sst, rel=1e-6)
+    np.testing.assert_allclose(
+        fitted_autoencoder.score_samples(curved_data), -np.sum((curved_data - reconstruction) ** 2, axis=1), rtol=1e-6
+    )
+
+
+def test_early_stopping_records_validation(low_rank_data):
+    estimator = DAMEmbedding(early_stopping=True, random_state=0).fit(low_rank_data)
+    assert len(estimator.validation_error_curve_) == estimator.n_iter_
+    assert estimator.n_components_ == 4
+
+
+def test_pipeline_grid_search_and_cross_validation():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    pipeline = make_pipeline(
+        StandardScaler(), DAMAutoencoder(hidden_layer_sizes=(32,), max_iter=30, random_state=0), LogisticRegression(max_iter=300)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(pipeline, {"damautoencoder__alpha": [0.005, 0.05]}, cv=2).fit(X, y)
+        scores = cross_val_score(search.best_estimator_, X, y, cv=2)
+    assert search.best_params_["damautoencoder__alpha"] in (0.005, 0.05)
+    assert scores.mean() > 0.7
+    dimensions = [
+        clone(pipeline).set_params(damautoencoder__alpha=alpha).fit(X, y).named_steps["damautoencoder"].n_components_
+        for alpha in (0.005, 0.05)
+    ]
+    # Stronger regularization keeps fewer dimensions.
+    assert dimensions[0] > dimensions[1]
+
+
+def test_set_output_pandas_keeps_names(low_rank_data):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(low_rank_data, columns=[f"x{i}" for i in range(low_rank_data.shape[1])])
+    estimator = DAMEmbedding(random_state=0).set_output(transform="pandas").fit(frame)
+    out = estimator.transform(frame)
+    assert list(out.columns) == [f"damembedding{i}" for i in range(4)]
+    assert list(estimator.feature_names_in_) == list(frame.columns)
+
+
+def test_float32_is_preserved(low_rank_data):
+    X = low_rank_data.astype(np.float32)
+    estimator = DAMEmbedding(random_state=0).fit(X)
+    assert estimator.transform(X).dtype == np.float32
+    assert estimator.inverse_transform(estimator.transform(X)).dtype == np.float32
+
+
+def test_linear_experiment_smaller_copy_finds_rank():
+    X, _ = make_linear_latent(2000, 10, 100, random_state=4)
+    assert DAMEmbedding(random_state=4).fit(X).n_components_ == 10
