@@ -7,6 +7,7 @@ feature names live here once.
 """
 
 import warnings
+from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,7 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, train_gated_autoencoder
+from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, GateTrainer, train_gated_autoencoder
 from .nn import GatedAutoencoder
 
 #: Widest default bottleneck; a user who expects more dimensions sets max_components.
@@ -34,6 +35,21 @@ TRANSFORM_BATCH_ROWS = 8192
 #: Steps per epoch that batch_size="auto" aims at, and its bounds.
 AUTO_STEPS_PER_EPOCH = 50
 AUTO_BATCH_SIZE_BOUNDS = (32, 1024)
+
+
+#: What the estimator resolved about pruning before training.
+_PruningPlan = namedtuple("_PruningPlan", ["max_components", "min_components", "alpha"])
+#: One epoch of the fitted curves, enough to extend them in partial_fit.
+_CurvePoint = namedtuple("_CurvePoint", ["loss", "reconstruction_error", "n_open"])
+
+
+def _move_trainer(trainer, device):
+    """Move the module and the optimiser's moments together (partial_fit on a GPU)."""
+    trainer.module.to(device)
+    for state in trainer.optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and key != "step":
+                state[key] = value.to(device)
 
 
 def _resolve_device(device):
@@ -107,62 +123,149 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        n_samples, n_features = X.shape
-        max_components = self._resolve_max_components(n_samples, n_features)
-        min_components = self.min_components
-        if self.n_components != "auto":
-            min_components = self.n_components
-        if min_components > max_components:
-            raise ValueError(
-                f"{'n_components' if self.n_components != 'auto' else 'min_components'}="
-                f"{min_components} is larger than max_components={max_components} "
-                f"(at most min(n_samples, n_features) = {min(n_samples, n_features)})."
-            )
-        alpha = self.alpha if self.n_components == "auto" else max(self.alpha, PRUNING_SCHEDULE_ALPHA)
+        self.__dict__.pop("_trainer", None)  # a new fit forgets any partial_fit state
         random_state = check_random_state(self.random_state)
         generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
-        device = _resolve_device(self.device)
-
-        train_rows, validation_rows = np.arange(n_samples), None
+        train_rows, validation_rows = np.arange(X.shape[0]), None
         if self.early_stopping:
-            permuted = random_state.permutation(n_samples)
-            n_validation = max(1, int(round(self.validation_fraction * n_samples)))
-            if n_validation >= n_samples:
-                raise ValueError("validation_fraction leaves no rows for training.")
+            permuted = random_state.permutation(X.shape[0])
+            n_validation = max(1, int(round(self.validation_fraction * X.shape[0])))
+            if n_validation >= X.shape[0] - 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves fewer than 2 of the "
+                    f"{X.shape[0]} rows for training; lower it or pass more rows."
+                )
             train_rows, validation_rows = np.sort(permuted[n_validation:]), np.sort(permuted[:n_validation])
         X_fit = X[train_rows]
-        batch_size = self._resolve_batch_size(X_fit.shape[0])
+        module, pruning, directions = self._build_module(X_fit, random_state, generator)
+        device = _resolve_device(self.device)
+        result = train_gated_autoencoder(
+            module.to(device),
+            _float32_tensor(X_fit, device),
+            X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
+            max_epochs=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            on_epoch_end=self._print_epoch if self.verbose else None,
+            **self._trainer_settings(X_fit.shape[0], pruning, generator),
+        )
+        module.cpu().eval()
+        self._pruning = pruning
+        self._finish_fit(module, X_fit, result.history, result.stop_reason, directions)
+        self._warn_about(result.stop_reason, pruning, widest=min(X_fit.shape))
+        return self
 
-        mean, scale, directions = _principal_directions(X_fit, max_components, random_state)
+    def partial_fit(self, X, y=None):
+        """Train one epoch on ``X``, keeping the optimiser and gate state across calls.
+
+        For data read in chunks. The first call sets the normalisation and the
+        warm start from its chunk and builds the network; each call then runs one
+        epoch over its chunk with the same optimiser, so the gates keep closing from
+        where the previous call left them. ``max_iter`` and the stopping rule do not
+        apply: the caller decides how many chunks to feed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data; the first chunk needs at least 2 rows.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The estimator, fitted on the chunks seen so far.
+        """
+        previous_state = dict(self.__dict__)
+        try:
+            return self._partial_fit(X)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+
+    def _partial_fit(self, X):
+        device = _resolve_device(self.device)
+        first_call = not hasattr(self, "_trainer")
+        if first_call:
+            self._validate_params()
+            # Continue from a previous fit, or start afresh.
+            fitted = hasattr(self, "module_")
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted, ensure_min_samples=1 if fitted else 2)
+            random_state = check_random_state(self.random_state)
+            generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
+            if fitted:
+                module, history, pruning = self.module_, self._history(), self._pruning
+            else:
+                module, pruning, _ = self._build_module(X, random_state, generator)
+                history = []
+            settings = self._trainer_settings(X.shape[0], pruning, generator)
+            if fitted:
+                settings["warmup_epochs"] = 0
+            trainer = GateTrainer(module, **settings)
+            trainer.epochs_run = len(history)
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+            trainer, history, pruning = self._trainer, self._history(), self._pruning
+        _move_trainer(trainer, device)
+        try:
+            record = trainer.run_epoch(_float32_tensor(X, device))
+        except BaseException:
+            # An interrupted epoch must not leave half-updated weights behind.
+            trainer.module.load_state_dict(trainer.last_good_state)
+            raise
+        finally:
+            _move_trainer(trainer, torch.device("cpu"))
+        self._trainer, self._pruning = trainer, pruning
+        self._finish_fit(trainer.module, X, [*history, record], "partial_fit", None)
+        return self
+
+    def _history(self):
+        """The per-epoch curves as records, to extend them in partial_fit."""
+        return [
+            _CurvePoint(loss, error, n_open)
+            for loss, error, n_open in zip(self.loss_curve_, self.reconstruction_error_curve_, self.n_components_curve_)
+        ]
+
+    def _pruning_plan(self, n_samples, n_features):
+        """Resolve the bottleneck width, the gates to keep open and the penalty."""
+        max_components = self._resolve_max_components(n_samples, n_features)
+        min_components = self.min_components if self.n_components == "auto" else self.n_components
+        if min_components > max_components:
+            name = "min_components" if self.n_components == "auto" else "n_components"
+            raise ValueError(
+                f"{name}={min_components} is larger than max_components={max_components} "
+                f"(at most min(n_samples, n_features) = {min(n_samples, n_features)})."
+            )
+        # With an integer n_components the penalty must win until exactly k remain.
+        alpha = self.alpha if self.n_components == "auto" else max(self.alpha, PRUNING_SCHEDULE_ALPHA)
+        return _PruningPlan(max_components, min_components, alpha)
+
+    def _build_module(self, X_fit, random_state, generator):
+        """The network, its normalisation and its SVD warm start, on the CPU."""
+        pruning = self._pruning_plan(*X_fit.shape)
+        mean, scale, directions = _principal_directions(X_fit, pruning.max_components, random_state)
         # Build on the meta device so construction draws nothing from the global RNG.
         with torch.device("meta"):
-            module = GatedAutoencoder(n_features, max_components, self._hidden_layer_sizes(), self._activation())
+            module = GatedAutoencoder(
+                X_fit.shape[1], pruning.max_components, self._hidden_layer_sizes(), self._activation()
+            )
         module = module.to_empty(device="cpu").reset_parameters(generator)
         module.set_normalization(mean, scale)
         module.set_linear_path(directions)
-        module.to(device)
+        return module, pruning, directions
 
-        result = train_gated_autoencoder(
-            module,
-            _float32_tensor(X_fit, device),
-            X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
-            alpha=alpha,
-            max_epochs=self.max_iter,
-            batch_size=batch_size,
+    def _trainer_settings(self, n_samples, pruning, generator):
+        return dict(
+            alpha=pruning.alpha,
+            batch_size=self._resolve_batch_size(n_samples),
             learning_rate=self.learning_rate_init,
             gate_learning_rate=GATE_LEARNING_RATE,
             weight_decay=0.0,
             warmup_epochs=self._warmup_epochs(),
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            min_open=min_components,
+            min_open=pruning.min_components,
             generator=generator,
-            on_epoch_end=self._print_epoch if self.verbose else None,
         )
-        module.cpu().eval()
-        self._finish_fit(module, X_fit, result, directions)
-        self._warn_about(result, min_components, max_components, widest=min(X_fit.shape))
-        return self
 
     def _resolve_max_components(self, n_samples, n_features):
         limit = min(n_samples, n_features)
@@ -177,7 +280,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         low, high = AUTO_BATCH_SIZE_BOUNDS
         return int(min(n_samples, np.clip(-(-n_samples // AUTO_STEPS_PER_EPOCH), low, high)))
 
-    def _finish_fit(self, module, X_fit, result, principal_directions):
+    def _finish_fit(self, module, X_fit, history, stop_reason, principal_directions):
         """Copy the training results into fitted attributes."""
         gate_values = module.gate.gate_values().detach().numpy().astype(np.float64)
         # Most preferred unit first: it holds the strongest direction.
@@ -188,22 +291,23 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.max_components_ = module.bottleneck_width
         self.batch_size_ = self._resolve_batch_size(X_fit.shape[0])
         self.device_ = _resolve_device(self.device)
-        self.loss_curve_ = [record.loss for record in result.history]
-        self.reconstruction_error_curve_ = [record.reconstruction_error for record in result.history]
-        self.n_components_curve_ = [record.n_open for record in result.history]
-        if self.early_stopping:
-            self.validation_error_curve_ = [record.validation_error for record in result.history]
-        self.n_iter_ = len(result.history)
-        self.stop_reason_ = result.stop_reason
+        self.loss_curve_ = [record.loss for record in history]
+        self.reconstruction_error_curve_ = [record.reconstruction_error for record in history]
+        self.n_components_curve_ = [record.n_open for record in history]
+        if self.early_stopping and stop_reason != "partial_fit":
+            self.validation_error_curve_ = [record.validation_error for record in history]
+        self.n_iter_ = len(history)
+        self.stop_reason_ = stop_reason
 
-    def _warn_about(self, result, min_components, max_components, widest):
-        if result.stop_reason == STOP_MAX_ITER:
+    def _warn_about(self, stop_reason, pruning, widest):
+        min_components, max_components = pruning.min_components, pruning.max_components
+        if stop_reason == STOP_MAX_ITER:
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} before the open "
                 "gates and the loss settled; raise max_iter or tol.",
                 ConvergenceWarning,
             )
-        elif result.stop_reason == STOP_INTERRUPTED:
+        elif stop_reason == STOP_INTERRUPTED:
             warnings.warn(
                 f"Training of {type(self).__name__} was interrupted after {self.n_iter_} "
                 "epochs; the estimator keeps the last completed epoch.",
@@ -334,6 +438,35 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             return 1.0 if residual == 0 else -np.inf
         return float(1 - residual / total)
 
+    # ---------------------------------------------------------- persistence
+
+    def __getstate__(self):
+        # Only arrays and plain values: skops can load it without trusting torch,
+        # and a model trained on a GPU loads on a machine without one.
+        state = dict(super().__getstate__())
+        if "module_" in state:
+            state["module_"] = _module_to_arrays(state["module_"])
+        if "_trainer" in state:
+            state["_trainer"] = _trainer_to_arrays(state["_trainer"])
+        if "_pruning" in state:
+            state["_pruning"] = dict(state["_pruning"]._asdict())
+        if "device_" in state:
+            state["device_"] = str(state["device_"])
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("module_"), dict):
+            state["module_"] = _module_from_arrays(state["module_"])
+        if isinstance(state.get("_trainer"), dict):
+            state["_trainer"] = _trainer_from_arrays(state["_trainer"], state["module_"])
+        if isinstance(state.get("_pruning"), dict):
+            state["_pruning"] = _PruningPlan(**state["_pruning"])
+        if isinstance(state.get("device_"), str):
+            device = torch.device(state["device_"])
+            state["device_"] = device if device.type != "cuda" or torch.cuda.is_available() else torch.device("cpu")
+        super().__setstate__(state)
+
     @property
     def _n_features_out(self):
         return self.n_components_
@@ -361,3 +494,54 @@ def _principal_directions(X, n_directions, random_state):
         _, _, directions = np.linalg.svd(centred, full_matrices=False)
         directions = directions[:n_directions]
     return mean, scale, directions
+
+
+def _tensors_to_arrays(value):
+    """Nested dicts and lists with every tensor replaced by a numpy array."""
+    if torch.is_tensor(value):
+        return value.detach().cpu().numpy()
+    if isinstance(value, dict):
+        return {key: _tensors_to_arrays(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensors_to_arrays(item) for item in value)
+    return value
+
+
+def _arrays_to_tensors(value):
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, dict):
+        return {key: _arrays_to_tensors(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_arrays_to_tensors(item) for item in value)
+    return value
+
+
+def _module_to_arrays(module):
+    return {
+        "n_features": module.n_features,
+        "bottleneck_width": module.bottleneck_width,
+        "hidden_layer_sizes": list(module.hidden_layer_sizes),
+        "activation": module.activation,
+        "state": _tensors_to_arrays(dict(module.state_dict())),
+    }
+
+
+def _module_from_arrays(saved):
+    with torch.device("meta"):
+        module = GatedAutoencoder(
+            saved["n_features"], saved["bottleneck_width"], tuple(saved["hidden_layer_sizes"]), saved["activation"]
+        )
+    module = module.to_empty(device="cpu")
+    module.load_state_dict(_arrays_to_tensors(saved["state"]))
+    return module.eval()
+
+
+def _trainer_to_arrays(trainer):
+    return {"settings": trainer.settings(), "state": _tensors_to_arrays(trainer.state_dict())}
+
+
+def _trainer_from_arrays(saved, module):
+    trainer = GateTrainer(module, generator=torch.Generator(), **saved["settings"])
+    trainer.load_state_dict(_arrays_to_tensors(saved["state"]))
+    return trainer

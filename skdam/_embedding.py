@@ -66,10 +66,13 @@ class DAMEmbedding(_BaseDAM):
     n_components_ : int
         The number of open gates: the discovered dimension.
     components_ : ndarray of shape (n_components_, n_features_in_)
-        Orthonormal axes of the learned subspace, by decreasing explained variance.
-        ``inverse_transform(Z) == Z @ components_ + mean_``.
+        Axes of the learned subspace, ``inverse_transform(Z) == Z @ components_ +
+        mean_``. After ``fit`` they are orthonormal and ordered by decreasing
+        explained variance, as PCA's; after ``partial_fit`` they are the decoder's
+        directions as trained, neither orthonormal nor ordered.
     explained_variance_ : ndarray of shape (n_components_,)
-        Variance of the training data along each of ``components_``.
+        Variance along each of ``components_`` of the training data (of the last
+        chunk, after ``partial_fit``).
     explained_variance_ratio_ : ndarray of shape (n_components_,)
         ``explained_variance_`` as a share of the total variance.
     mean_ : ndarray of shape (n_features_in_,)
@@ -160,18 +163,22 @@ class DAMEmbedding(_BaseDAM):
         self.verbose = verbose
         self.device = device
 
-    def _finish_fit(self, module, X_fit, result, principal_directions):
-        _put_principal_axes_on_open_units(module, principal_directions)
-        super()._finish_fit(module, X_fit, result, principal_directions)
-        # Columns of transform follow open_units_, most preferred unit first, which
-        # now carries the strongest axis.
+    def _finish_fit(self, module, X_fit, history, stop_reason, principal_directions):
+        if principal_directions is not None:  # fit, not partial_fit
+            _put_principal_axes_on_open_units(module, principal_directions)
+        super()._finish_fit(module, X_fit, history, stop_reason, principal_directions)
+        # inverse_transform(Z) == Z @ components_ + mean_: the decoder's columns of
+        # the open units, in data units, most preferred unit first.
         scale = float(module.input_scale)
         self.mean_ = module.input_mean.numpy().astype(np.float64)
         self.components_ = (module.decoder_linear.weight.detach()[:, self.open_units_].T * scale).numpy().astype(np.float64)
         centred = X_fit - self.mean_
-        total_variance = centred.var(axis=0, ddof=1).sum()
-        self.explained_variance_ = (centred @ self.components_.T).var(axis=0, ddof=1)
-        self.explained_variance_ratio_ = self.explained_variance_ / total_variance if total_variance > 0 else np.zeros(self.n_components_)
+        total_variance = centred.var(axis=0, ddof=1).sum() if X_fit.shape[0] > 1 else 0.0
+        if X_fit.shape[0] > 1 and total_variance > 0:
+            self.explained_variance_ = (centred @ self.components_.T).var(axis=0, ddof=1)
+            self.explained_variance_ratio_ = self.explained_variance_ / total_variance
+        else:
+            self.explained_variance_ = self.explained_variance_ratio_ = np.zeros(self.n_components_)
 
 
 @torch.no_grad()

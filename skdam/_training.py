@@ -1,11 +1,11 @@
 """Training of a gated autoencoder: tensors and settings in, state and records out.
 
 Pure PyTorch, no scikit-learn. The estimators resolve every setting and hand it over
-as an explicit keyword; this module owns the loop: epochs, mini-batches, the gate's
-warm-up, the stopping rule and recovery from a non-finite loss.
+as an explicit keyword. :class:`GateTrainer` owns one optimiser and runs one epoch at
+a time (what ``partial_fit`` needs); :func:`train_gated_autoencoder` runs epochs until
+the gates and the loss have settled (what ``fit`` needs).
 """
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -50,18 +50,6 @@ def _snapshot(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _make_optimizer(module, learning_rate, gate_learning_rate, weight_decay):
-    gate_parameters = [module.gate.beta]
-    network_parameters = [p for p in module.parameters() if p is not module.gate.beta]
-    return torch.optim.Adam(
-        [
-            {"params": network_parameters, "lr": learning_rate, "weight_decay": weight_decay},
-            # beta's penalty is the point of the method: never decay it towards 0.
-            {"params": gate_parameters, "lr": gate_learning_rate, "weight_decay": 0.0},
-        ]
-    )
-
-
 @torch.no_grad()
 def reconstruction_error(module, X, batch_size):
     """Mean squared error in normalised units over ``X``, computed in batches."""
@@ -71,6 +59,193 @@ def reconstruction_error(module, X, batch_size):
         residual = module.decode_normalized(module.encode_normalized(batch)) - batch
         total += residual.square().sum(dtype=torch.float64)
     return float(total) / max(X.numel(), 1)
+
+
+class GateTrainer:
+    """One Adam optimiser over a :class:`~skdam.nn.GatedAutoencoder`, epoch by epoch.
+
+    The objective is ``mse(normalised reconstruction) + alpha * soft_open_count``.
+    ``beta`` is frozen for the first ``warmup_epochs`` so the network learns before
+    any gate closes, has its own step size ``gate_learning_rate``, no weight decay,
+    and is never allowed below the floor that keeps ``min_open`` gates open.
+
+    A non-finite loss rolls back to the last good epoch and halves the learning
+    rates, up to ``max_learning_rate_cuts`` times; then :meth:`run_epoch` raises
+    :class:`TrainingDivergedError` with the module at its last good state.
+    """
+
+    def __init__(
+        self,
+        module,
+        *,
+        alpha,
+        batch_size,
+        learning_rate,
+        gate_learning_rate,
+        weight_decay,
+        warmup_epochs,
+        min_open,
+        generator,
+        max_learning_rate_cuts=6,
+    ):
+        self.module = module
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.gate_learning_rate = gate_learning_rate
+        self.weight_decay = weight_decay
+        self.warmup_epochs = warmup_epochs
+        self.min_open = min_open
+        self.beta_floor = module.gate.beta_floor(min_open)
+        self.generator = generator
+        self.max_learning_rate_cuts = max_learning_rate_cuts
+        self.epochs_run = 0
+        self.n_learning_rate_cuts = 0
+        self.optimizer = self._make_optimizer()
+        self.last_good_state = _snapshot(module)
+
+    def settings(self):
+        """The keyword settings that rebuild this trainer (with a module and generator)."""
+        return {
+            "alpha": self.alpha,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "gate_learning_rate": self.gate_learning_rate,
+            "weight_decay": self.weight_decay,
+            "warmup_epochs": self.warmup_epochs,
+            "min_open": self.min_open,
+            "max_learning_rate_cuts": self.max_learning_rate_cuts,
+        }
+
+    def _make_optimizer(self):
+        gate = self.module.gate
+        network_parameters = [p for p in self.module.parameters() if p is not gate.beta]
+        return torch.optim.Adam(
+            [
+                {"params": network_parameters, "lr": self.learning_rate, "weight_decay": self.weight_decay},
+                # beta's penalty is the point of the method: never decay it towards 0.
+                {"params": [gate.beta], "lr": self.gate_learning_rate, "weight_decay": 0.0},
+            ]
+        )
+
+    def _one_pass(self, X_train, pruning):
+        """One shuffled pass; the summed per-row error, or None if the loss blew up."""
+        module, gate = self.module, self.module.gate
+        gate.beta.requires_grad_(pruning)
+        permutation = torch.randperm(X_train.shape[0], generator=self.generator).to(X_train.device)
+        error_sum = torch.zeros((), dtype=torch.float64, device=X_train.device)
+        for start in range(0, X_train.shape[0], self.batch_size):
+            batch = module.normalize(X_train[permutation[start : start + self.batch_size]])
+            reconstruction = module.decode_normalized(module.encode_normalized(batch))
+            error = torch.nn.functional.mse_loss(reconstruction, batch)
+            loss = error + self.alpha * gate.soft_open_count() if pruning else error
+            if not torch.isfinite(loss):
+                return None
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                gate.beta.clamp_(min=self.beta_floor)
+            error_sum += error.detach().double() * batch.shape[0]
+        gate.beta.requires_grad_(True)
+        return error_sum
+
+    def run_epoch(self, X_train, X_validation=None):
+        """Train one epoch on ``X_train`` and return its :class:`EpochRecord`."""
+        module, gate = self.module, self.module.gate
+        pruning = self.epochs_run >= self.warmup_epochs
+        module.train()
+        while (error_sum := self._one_pass(X_train, pruning)) is None:
+            module.load_state_dict(self.last_good_state)
+            if self.n_learning_rate_cuts >= self.max_learning_rate_cuts:
+                module.eval()
+                raise TrainingDivergedError(
+                    "The training loss became non-finite and stayed so after "
+                    f"{self.max_learning_rate_cuts} halvings of the learning rate. Check "
+                    "the data for extreme values, or lower learning_rate_init."
+                )
+            # Roll back to the last good epoch and try again, more gently.
+            self.n_learning_rate_cuts += 1
+            self.learning_rate /= 2
+            self.gate_learning_rate /= 2
+            self.optimizer = self._make_optimizer()
+        module.eval()
+        validation_error = None
+        if X_validation is not None:
+            validation_error = reconstruction_error(module, X_validation, self.batch_size * 8)
+        train_error = float(error_sum) / X_train.shape[0]  # per-row-weighted batch means
+        record = EpochRecord(
+            epoch=self.epochs_run,
+            loss=train_error + self.alpha * self.soft_open_count(),
+            reconstruction_error=train_error,
+            validation_error=validation_error,
+            n_open=gate.n_open(),
+            beta=float(gate.beta.detach()),
+            learning_rate=self.learning_rate,
+        )
+        self.last_good_state = _snapshot(module)
+        self.epochs_run += 1
+        return record
+
+    def soft_open_count(self):
+        gate = self.module.gate
+        return float(gate.soft_open_count().detach().clamp(max=gate.width))
+
+    def state_dict(self):
+        """Everything but the module needed to resume: optimiser, counters, RNG."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "epochs_run": self.epochs_run,
+            "n_learning_rate_cuts": self.n_learning_rate_cuts,
+            "learning_rate": self.learning_rate,
+            "gate_learning_rate": self.gate_learning_rate,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state):
+        self.epochs_run = state["epochs_run"]
+        self.n_learning_rate_cuts = state["n_learning_rate_cuts"]
+        self.learning_rate = state["learning_rate"]
+        self.gate_learning_rate = state["gate_learning_rate"]
+        self.generator.set_state(state["generator"])
+        self.optimizer = self._make_optimizer()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.last_good_state = _snapshot(self.module)
+
+
+class SettlingMonitor:
+    """Tells when the gates and the objective have settled.
+
+    Settled means: for ``n_iter_no_change`` epochs in a row, the open count has not
+    changed and the objective has not improved by ``tol``. The objective uses the
+    soft open count, which moves with ``beta``, so a gate still drifting shut counts
+    as progress and training does not stop one closure early.
+    """
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best_objective = math.inf
+        self.epochs_without_improvement = 0
+        self.epochs_with_same_count = 0
+        self.previous_open = None
+
+    def update(self, objective, n_open):
+        """Record one epoch; return True when it improved on the best objective."""
+        improved = objective < self.best_objective - self.tol
+        if improved:
+            self.best_objective = objective
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        same = n_open == self.previous_open
+        self.epochs_with_same_count = self.epochs_with_same_count + 1 if same else 0
+        self.previous_open = n_open
+        return improved
+
+    @property
+    def settled(self):
+        return min(self.epochs_without_improvement, self.epochs_with_same_count) >= self.n_iter_no_change
 
 
 def train_gated_autoencoder(
@@ -92,19 +267,13 @@ def train_gated_autoencoder(
     max_learning_rate_cuts=6,
     on_epoch_end=None,
 ):
-    """Train ``module`` in place and return what to keep.
+    """Train ``module`` in place until its gates and loss settle; return what to keep.
 
-    The objective is ``mse(normalised reconstruction) + alpha * soft_open_count``;
-    ``beta`` is frozen for ``warmup_epochs`` so the network learns before any gate
-    closes, then it is never allowed below the floor that keeps ``min_open`` gates
-    open. Training stops once, for ``n_iter_no_change`` epochs in a row, the open
-    count has not changed and the monitored objective (validation when
-    ``X_validation`` is given, else training) has not improved by ``tol``.
-
-    A non-finite loss rolls back to the last good epoch and halves the learning
-    rates, up to ``max_learning_rate_cuts`` times, then raises
-    :class:`TrainingDivergedError`. ``KeyboardInterrupt`` ends training early with
-    the last good state and ``stop_reason == "interrupted"``.
+    See :class:`GateTrainer` for the objective and the recovery from a non-finite
+    loss, and :class:`SettlingMonitor` for the stopping rule, which watches the
+    validation objective when ``X_validation`` is given, else the training one.
+    ``KeyboardInterrupt`` ends training early with the last completed epoch and
+    ``stop_reason == "interrupted"``.
 
     Returns
     -------
@@ -112,102 +281,39 @@ def train_gated_autoencoder(
         ``state`` is the final state, or with ``X_validation`` the state of the epoch
         with the best validation objective.
     """
-    n_samples = X_train.shape[0]
-    gate = module.gate
-    beta_floor = gate.beta_floor(min_open)
-    optimizer = _make_optimizer(module, learning_rate, gate_learning_rate, weight_decay)
-    result = TrainingResult(state=_snapshot(module))
-    last_good_state = result.state
-    best_objective = math.inf
-    epochs_without_improvement = 0
-    epochs_with_same_count = 0
-    previous_open = gate.n_open()
-    epoch = 0
-    module.train()
+    trainer = GateTrainer(
+        module,
+        alpha=alpha,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        gate_learning_rate=gate_learning_rate,
+        weight_decay=weight_decay,
+        warmup_epochs=warmup_epochs,
+        min_open=min_open,
+        generator=generator,
+        max_learning_rate_cuts=max_learning_rate_cuts,
+    )
+    monitor = SettlingMonitor(tol, n_iter_no_change)
+    result = TrainingResult(state=trainer.last_good_state)
     try:
-        while epoch < max_epochs:
-            pruning = epoch >= warmup_epochs
-            gate.beta.requires_grad_(pruning)
-            permutation = torch.randperm(n_samples, generator=generator).to(X_train.device)
-            error_sum = torch.zeros((), dtype=torch.float64, device=X_train.device)
-            diverged = False
-            for start in range(0, n_samples, batch_size):
-                batch = module.normalize(X_train[permutation[start : start + batch_size]])
-                reconstruction = module.decode_normalized(module.encode_normalized(batch))
-                error = torch.nn.functional.mse_loss(reconstruction, batch)
-                loss = error + alpha * gate.soft_open_count() if pruning else error
-                if not torch.isfinite(loss):
-                    diverged = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    gate.beta.clamp_(min=beta_floor)
-                error_sum += error.detach().double() * batch.shape[0]
-            if diverged:
-                # Roll back to the last good epoch and try again, more gently.
-                if result.n_learning_rate_cuts >= max_learning_rate_cuts:
-                    module.load_state_dict(last_good_state)
-                    raise TrainingDivergedError(
-                        "The training loss became non-finite and stayed so after "
-                        f"{max_learning_rate_cuts} halvings of the learning rate. Check the "
-                        "data for extreme values, or lower learning_rate_init."
-                    )
-                result.n_learning_rate_cuts += 1
-                learning_rate, gate_learning_rate = learning_rate / 2, gate_learning_rate / 2
-                module.load_state_dict(last_good_state)
-                optimizer = _make_optimizer(module, learning_rate, gate_learning_rate, weight_decay)
-                continue
-
-            n_open = gate.n_open()
-            train_error = float(error_sum) / n_samples  # error_sum holds per-row-weighted batch means
-            validation_error = None
-            if X_validation is not None:
-                module.eval()
-                validation_error = reconstruction_error(module, X_validation, batch_size * 8)
-                module.train()
-            monitored = validation_error if validation_error is not None else train_error
-            # The soft count moves with beta, so a gate still drifting shut counts as
-            # progress and training does not stop one closure early.
-            soft_count = float(gate.soft_open_count().detach().clamp(max=gate.width))
-            objective = monitored + alpha * soft_count
-            record = EpochRecord(
-                epoch=epoch,
-                loss=train_error + alpha * soft_count,
-                reconstruction_error=train_error,
-                validation_error=validation_error,
-                n_open=n_open,
-                beta=float(gate.beta.detach()),
-                learning_rate=learning_rate,
-            )
+        while trainer.epochs_run < max_epochs:
+            record = trainer.run_epoch(X_train, X_validation)
             result.history.append(record)
-            last_good_state = _snapshot(module)
-            epoch += 1
             if on_epoch_end is not None:
                 on_epoch_end(record)
-            if not pruning:
+            if record.epoch < warmup_epochs:
                 continue
-
-            if objective < best_objective - tol:
-                best_objective = objective
-                epochs_without_improvement = 0
-                if X_validation is not None:
-                    result.state = last_good_state
-            else:
-                epochs_without_improvement += 1
-            epochs_with_same_count = epochs_with_same_count + 1 if n_open == previous_open else 0
-            previous_open = n_open
-            if min(epochs_without_improvement, epochs_with_same_count) >= n_iter_no_change:
+            monitored = record.validation_error if X_validation is not None else record.reconstruction_error
+            if monitor.update(monitored + alpha * trainer.soft_open_count(), record.n_open) and X_validation is not None:
+                result.state = trainer.last_good_state
+            if monitor.settled:
                 result.stop_reason = STOP_CONVERGED
                 break
     except KeyboardInterrupt:
         result.stop_reason = STOP_INTERRUPTED
-        module.load_state_dict(last_good_state)
-
     if X_validation is None or result.stop_reason == STOP_INTERRUPTED:
-        result.state = last_good_state
+        result.state = trainer.last_good_state
+    result.n_learning_rate_cuts = trainer.n_learning_rate_cuts
     module.load_state_dict(result.state)
     module.eval()
-    gate.beta.requires_grad_(True)
     return result

@@ -1,0 +1,163 @@
+"""Output containers, persistence, out-of-core and distributed fitting, on real objects."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+from skdam import DAMAutoencoder, DAMEmbedding
+
+#: Small, seeded settings: these tests are about plumbing, not about training.
+SMALL = {DAMEmbedding: {"random_state": 0}, DAMAutoencoder: {"hidden_layer_sizes": (8,), "random_state": 0}}
+
+
+@pytest.fixture(scope="module")
+def chunk_trained(low_rank_data):
+    """An autoencoder trained by partial_fit, so it carries optimiser state too."""
+    estimator = DAMAutoencoder(hidden_layer_sizes=(16,), random_state=0)
+    for _ in range(3):
+        for chunk in np.array_split(low_rank_data, 4):
+            estimator.partial_fit(chunk)
+    return estimator
+
+
+def _contains_torch_object(value):
+    if isinstance(value, (torch.Tensor, torch.nn.Module, torch.device, torch.Generator, torch.optim.Optimizer)):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_torch_object(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_contains_torch_object(item) for item in value)
+    return False
+
+
+# ------------------------------------------------------------ output containers
+
+
+@pytest.mark.parametrize("container", ["pandas", "polars"])
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_set_output_gives_named_frames(container, Estimator, low_rank_data):
+    library = pytest.importorskip(container)
+    columns = [f"sensor{i}" for i in range(low_rank_data.shape[1])]
+    frame = library.DataFrame(low_rank_data, schema=columns) if container == "polars" else library.DataFrame(low_rank_data, columns=columns)
+    estimator = Estimator(**SMALL[Estimator], max_iter=15).set_output(transform=container).fit(frame)
+    out = estimator.transform(frame)
+    assert isinstance(out, library.DataFrame)
+    prefix = Estimator.__name__.lower()
+    assert list(out.columns) == [f"{prefix}{i}" for i in range(estimator.n_components_)]
+    assert list(estimator.feature_names_in_) == columns
+
+
+# ------------------------------------------------------------------ persistence
+
+
+def test_saved_state_holds_no_torch_objects(chunk_trained):
+    state = chunk_trained.__getstate__()
+    assert not _contains_torch_object(state)
+    assert isinstance(state["module_"]["state"]["gate.beta"], np.ndarray)
+
+
+def test_pickle_and_joblib_round_trips(chunk_trained, low_rank_data, tmp_path):
+    expected = chunk_trained.transform(low_rank_data)
+    path = tmp_path / "model.joblib"
+    joblib.dump(chunk_trained, path)
+    for restored in (pickle.loads(pickle.dumps(chunk_trained)), joblib.load(path)):
+        np.testing.assert_array_equal(restored.transform(low_rank_data), expected)
+        np.testing.assert_array_equal(restored.inverse_transform(expected), chunk_trained.inverse_transform(expected))
+
+
+def test_skops_trusts_only_skdam_types(chunk_trained, low_rank_data, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    path = tmp_path / "model.skops"
+    sio.dump(chunk_trained, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert untrusted == ["skdam._autoencoder.DAMAutoencoder"]
+    restored = sio.load(path, trusted=untrusted)
+    np.testing.assert_array_equal(restored.transform(low_rank_data), chunk_trained.transform(low_rank_data))
+
+
+def test_partial_fit_resumes_exactly_after_a_round_trip(chunk_trained, low_rank_data):
+    original = pickle.loads(pickle.dumps(chunk_trained))  # a private copy to train on
+    restored = pickle.loads(pickle.dumps(chunk_trained))
+    original.partial_fit(low_rank_data[:200])
+    restored.partial_fit(low_rank_data[:200])
+    # Optimiser moments, beta and the batch RNG all survived the round trip.
+    np.testing.assert_array_equal(restored.transform(low_rank_data), original.transform(low_rank_data))
+
+
+def test_model_saved_on_a_gpu_loads_without_one(chunk_trained, low_rank_data):
+    state = chunk_trained.__getstate__()
+    state["device_"] = "cuda:0"  # as written by a model trained on a GPU
+    restored = DAMAutoencoder.__new__(DAMAutoencoder)
+    restored.__setstate__(state)
+    if not torch.cuda.is_available():
+        assert restored.device_ == torch.device("cpu")
+    np.testing.assert_allclose(restored.transform(low_rank_data), chunk_trained.transform(low_rank_data), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ out of core
+
+
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_partial_fit_on_chunks_finds_the_rank(Estimator, low_rank_data):
+    estimator = Estimator(**SMALL[Estimator])
+    for _ in range(20):
+        for chunk in np.array_split(low_rank_data, 3):
+            estimator.partial_fit(chunk)
+    assert estimator.n_components_ == 4
+    assert estimator.n_iter_ == 60 == len(estimator.n_components_curve_)
+    assert estimator.score(low_rank_data) > 0.99
+
+
+def test_partial_fit_continues_a_fit(low_rank_data):
+    estimator = DAMEmbedding(random_state=0).fit(low_rank_data)
+    n_iter = estimator.n_iter_
+    estimator.partial_fit(low_rank_data[:100])
+    assert estimator.n_iter_ == n_iter + 1
+    assert estimator.n_components_ == 4
+
+
+def test_partial_fit_rejects_a_chunk_of_the_wrong_width(low_rank_data):
+    estimator = DAMEmbedding(random_state=0).partial_fit(low_rank_data[:100])
+    before = estimator.module_.state_dict()["gate.beta"].clone()
+    with pytest.raises(ValueError, match="features"):
+        estimator.partial_fit(low_rank_data[:100, :5])
+    assert estimator.n_iter_ == 1
+    assert torch.equal(estimator.module_.state_dict()["gate.beta"], before)
+
+
+def test_incremental_on_a_dask_array(low_rank_data):
+    dask_array = pytest.importorskip("dask.array")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    X = dask_array.from_array(low_rank_data, chunks=(150, low_rank_data.shape[1]))
+    incremental = wrappers.Incremental(DAMEmbedding(random_state=0))
+    for _ in range(15):
+        incremental.partial_fit(X)
+    assert incremental.estimator_.n_components_ == 4
+    assert incremental.estimator_.n_iter_ == 15 * X.numblocks[0]
+    embedding = incremental.transform(X).compute()
+    assert embedding.shape == (low_rank_data.shape[0], 4)
+
+
+# ------------------------------------------------------------------ distributed
+
+
+def test_grid_search_on_a_local_dask_cluster(low_rank_data):
+    distributed = pytest.importorskip("dask.distributed")
+    from sklearn.model_selection import GridSearchCV
+
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        with joblib.parallel_backend("dask"):
+            search = GridSearchCV(
+                DAMEmbedding(random_state=0), {"alpha": [0.001, 0.01, 0.5]}, cv=2, n_jobs=-1
+            ).fit(low_rank_data)
+        worker_pids = set(client.run(lambda: __import__("os").getpid()).values())
+    assert len(worker_pids) == 2
+    assert search.cv_results_["mean_test_score"].shape == (3,)
+    # alpha=0.5 keeps one dimension of four: a visibly worse reconstruction.
+    assert search.cv_results_["mean_test_score"][2] < search.cv_results_["mean_test_score"][0]
+    assert search.best_estimator_.n_components_ == 4
