@@ -59,8 +59,12 @@ def _resolve_device(device):
 
 
 def _float32_tensor(array, device):
-    # np.array copies, so read-only (memory-mapped) input never reaches torch as such.
-    return torch.from_numpy(np.array(array, dtype=np.float32, order="C", copy=True)).to(device)
+    """``array`` as a float32 tensor on ``device``, sharing memory when it can."""
+    if not (array.dtype == np.float32 and array.flags.c_contiguous and array.flags.writeable):
+        # A copy: float32 for speed, and read-only (memory-mapped) input must not
+        # reach torch.from_numpy, which needs writeable memory.
+        array = np.array(array, dtype=np.float32, order="C", copy=True)
+    return torch.from_numpy(array).to(device)
 
 
 class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -126,7 +130,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.__dict__.pop("_trainer", None)  # a new fit forgets any partial_fit state
         random_state = check_random_state(self.random_state)
         generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
-        train_rows, validation_rows = np.arange(X.shape[0]), None
+        X_fit, validation_rows = X, None  # no copy unless rows are held out
         if self.early_stopping:
             permuted = random_state.permutation(X.shape[0])
             n_validation = max(1, int(round(self.validation_fraction * X.shape[0])))
@@ -135,8 +139,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                     f"validation_fraction={self.validation_fraction} leaves fewer than 2 of the "
                     f"{X.shape[0]} rows for training; lower it or pass more rows."
                 )
-            train_rows, validation_rows = np.sort(permuted[n_validation:]), np.sort(permuted[:n_validation])
-        X_fit = X[train_rows]
+            X_fit, validation_rows = X[np.sort(permuted[n_validation:])], np.sort(permuted[:n_validation])
         module, pruning, directions = self._build_module(X_fit, random_state, generator)
         device = _resolve_device(self.device)
         result = train_gated_autoencoder(
@@ -477,23 +480,44 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return tags
 
 
+#: Rows per chunk when the warm start accumulates moments; bounds its extra memory.
+MOMENT_CHUNK_ROWS = 16384
+#: Above this many features the d x d covariance is too big: sample rows instead.
+COVARIANCE_MAX_FEATURES = 4096
+#: Rows sampled for a randomized SVD when there are too many features.
+SVD_SAMPLE_ROWS = 20000
+
+
 def _principal_directions(X, n_directions, random_state):
     """Mean, global scale and top ``n_directions`` principal axes of ``X``.
 
     The scale is the root mean feature variance, so that in normalised units the
-    mean squared error is the unexplained share of the variance.
+    mean squared error is the unexplained share of the variance. Moments are summed
+    chunk by chunk in float64, so the extra memory is ``O(n_features**2)``, not a
+    copy of ``X``; the axes are then the exact top eigenvectors of the covariance.
+    With more than ``COVARIANCE_MAX_FEATURES`` features, a randomized SVD of at most
+    ``SVD_SAMPLE_ROWS`` sampled rows gives them instead.
     """
-    mean = X.mean(axis=0, dtype=np.float64)
-    centred = (X - mean).astype(np.float64, copy=False)
-    mean_variance = float(np.mean(np.square(centred).mean(axis=0)))
-    scale = np.sqrt(mean_variance) if mean_variance > 0 and np.isfinite(mean_variance) else 1.0
-    centred = centred / scale
-    if n_directions < 0.5 * min(centred.shape):
-        _, _, directions = randomized_svd(centred, n_directions, random_state=random_state)
+    n_samples, n_features = X.shape
+    mean = np.zeros(n_features)
+    for start in range(0, n_samples, MOMENT_CHUNK_ROWS):
+        mean += X[start : start + MOMENT_CHUNK_ROWS].sum(axis=0, dtype=np.float64)
+    mean /= n_samples
+    if n_features <= COVARIANCE_MAX_FEATURES:
+        scatter = np.zeros((n_features, n_features))
+        for start in range(0, n_samples, MOMENT_CHUNK_ROWS):
+            centred = X[start : start + MOMENT_CHUNK_ROWS] - mean  # float64
+            scatter += centred.T @ centred
+        mean_variance = float(np.trace(scatter)) / (n_samples * n_features)
+        eigenvalues, eigenvectors = np.linalg.eigh(scatter)
+        directions = eigenvectors[:, ::-1][:, :n_directions].T
     else:
-        _, _, directions = np.linalg.svd(centred, full_matrices=False)
-        directions = directions[:n_directions]
-    return mean, scale, directions
+        rows = np.sort(random_state.choice(n_samples, min(n_samples, SVD_SAMPLE_ROWS), replace=False))
+        centred = X[rows] - mean
+        mean_variance = float(np.mean(np.square(centred)))
+        _, _, directions = randomized_svd(centred, n_directions, random_state=random_state)
+    scale = np.sqrt(mean_variance) if mean_variance > 0 and np.isfinite(mean_variance) else 1.0
+    return mean, scale, directions.copy()  # a fresh array: eigh's reversed view has negative strides
 
 
 def _tensors_to_arrays(value):
