@@ -27,9 +27,6 @@ DEFAULT_MAX_COMPONENTS = 64
 #: Adam step of the gate's beta. One unit spacing is 5 / width, so this closes
 #: about one gate per step at width 64 and lets the network keep pace.
 GATE_LEARNING_RATE = 0.02
-#: With an integer n_components the penalty must always win: at 1 a unit would
-#: have to explain all of the variance to stay open.
-PRUNING_SCHEDULE_ALPHA = 1.0
 #: Rows per batch in transform and inverse_transform; bounds their memory.
 TRANSFORM_BATCH_ROWS = 8192
 #: Steps per epoch that batch_size="auto" aims at, and its bounds.
@@ -240,9 +237,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"{name}={min_components} is larger than max_components={max_components} "
                 f"(at most min(n_samples, n_features) = {min(n_samples, n_features)})."
             )
-        # With an integer n_components the penalty must win until exactly k remain.
-        alpha = self.alpha if self.n_components == "auto" else max(self.alpha, PRUNING_SCHEDULE_ALPHA)
-        return _PruningPlan(max_components, min_components, alpha)
+        return _PruningPlan(max_components, min_components, self.alpha)
 
     def _build_module(self, X_fit, random_state, generator):
         """The network, its normalisation and its SVD warm start, on the CPU."""
@@ -268,6 +263,8 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             warmup_epochs=self._warmup_epochs(),
             min_open=pruning.min_components,
             generator=generator,
+            # An integer n_components: beta follows a schedule to exactly k gates.
+            scheduled_pruning=self.n_components != "auto",
         )
 
     def _resolve_max_components(self, n_samples, n_features):

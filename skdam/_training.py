@@ -69,6 +69,11 @@ class GateTrainer:
     any gate closes, has its own step size ``gate_learning_rate``, no weight decay,
     and is never allowed below the floor that keeps ``min_open`` gates open.
 
+    With ``scheduled_pruning`` ``beta`` is not learned: it steps down by
+    ``gate_learning_rate`` per batch until the floor, so exactly ``min_open`` gates
+    remain. A learned ``beta`` can stall one gate short, where the decoder's growing
+    weights make up for a nearly closed gate; a schedule cannot.
+
     A non-finite loss rolls back to the last good epoch and halves the learning
     rates, up to ``max_learning_rate_cuts`` times; then :meth:`run_epoch` raises
     :class:`TrainingDivergedError` with the module at its last good state.
@@ -86,6 +91,7 @@ class GateTrainer:
         warmup_epochs,
         min_open,
         generator,
+        scheduled_pruning=False,
         max_learning_rate_cuts=6,
     ):
         self.module = module
@@ -97,6 +103,7 @@ class GateTrainer:
         self.warmup_epochs = warmup_epochs
         self.min_open = min_open
         self.beta_floor = module.gate.beta_floor(min_open)
+        self.scheduled_pruning = scheduled_pruning
         self.generator = generator
         self.max_learning_rate_cuts = max_learning_rate_cuts
         self.epochs_run = 0
@@ -114,6 +121,7 @@ class GateTrainer:
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
             "min_open": self.min_open,
+            "scheduled_pruning": self.scheduled_pruning,
             "max_learning_rate_cuts": self.max_learning_rate_cuts,
         }
 
@@ -131,20 +139,23 @@ class GateTrainer:
     def _one_pass(self, X_train, pruning):
         """One shuffled pass; the summed per-row error, or None if the loss blew up."""
         module, gate = self.module, self.module.gate
-        gate.beta.requires_grad_(pruning)
+        learned_beta = pruning and not self.scheduled_pruning
+        gate.beta.requires_grad_(learned_beta)
         permutation = torch.randperm(X_train.shape[0], generator=self.generator).to(X_train.device)
         error_sum = torch.zeros((), dtype=torch.float64, device=X_train.device)
         for start in range(0, X_train.shape[0], self.batch_size):
             batch = module.normalize(X_train[permutation[start : start + self.batch_size]])
             reconstruction = module.decode_normalized(module.encode_normalized(batch))
             error = torch.nn.functional.mse_loss(reconstruction, batch)
-            loss = error + self.alpha * gate.soft_open_count() if pruning else error
+            loss = error + self.alpha * gate.soft_open_count() if learned_beta else error
             if not torch.isfinite(loss):
                 return None
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             with torch.no_grad():
+                if pruning and self.scheduled_pruning:
+                    gate.beta.sub_(self.gate_learning_rate)
                 gate.beta.clamp_(min=self.beta_floor)
             error_sum += error.detach().double() * batch.shape[0]
         gate.beta.requires_grad_(True)
@@ -187,9 +198,11 @@ class GateTrainer:
         self.epochs_run += 1
         return record
 
-    def soft_open_count(self):
+    def soft_open_count(self, clamp=True):
+        """The penalised count; unclamped it keeps falling while beta > 0."""
         gate = self.module.gate
-        return float(gate.soft_open_count().detach().clamp(max=gate.width))
+        count = gate.soft_open_count().detach()
+        return float(count.clamp(max=gate.width) if clamp else count)
 
     def state_dict(self):
         """Everything but the module needed to resume: optimiser, counters, RNG."""
@@ -264,6 +277,7 @@ def train_gated_autoencoder(
     n_iter_no_change,
     min_open,
     generator,
+    scheduled_pruning=False,
     max_learning_rate_cuts=6,
     on_epoch_end=None,
 ):
@@ -291,6 +305,7 @@ def train_gated_autoencoder(
         warmup_epochs=warmup_epochs,
         min_open=min_open,
         generator=generator,
+        scheduled_pruning=scheduled_pruning,
         max_learning_rate_cuts=max_learning_rate_cuts,
     )
     monitor = SettlingMonitor(tol, n_iter_no_change)
@@ -304,7 +319,10 @@ def train_gated_autoencoder(
             if record.epoch < warmup_epochs:
                 continue
             monitored = record.validation_error if X_validation is not None else record.reconstruction_error
-            if monitor.update(monitored + alpha * trainer.soft_open_count(), record.n_open) and X_validation is not None:
+            # Unclamped, the count falls while beta approaches the first gate, so
+            # training cannot look settled before any gate has had a chance to close.
+            objective = monitored + alpha * trainer.soft_open_count(clamp=False)
+            if monitor.update(objective, record.n_open) and X_validation is not None:
                 result.state = trainer.last_good_state
             if monitor.settled:
                 result.stop_reason = STOP_CONVERGED
