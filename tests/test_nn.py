@@ -179,7 +179,8 @@ def test_prune_counts_each_parameter_it_removes():
     expected = (8 * 9 + 9) + 2 * 9 + (9 * 9 + 9) + (9 * 3 + 3)
     assert _n_parameters(pruned) == expected
     assert pruned[1].running_mean.shape == (9,)
-    assert (pruned[0].out_features, pruned[5].in_features, pruned[5].out_features, pruned[8].in_features) == (9, 9, 9, 9)
+    widths = (pruned[0].out_features, pruned[5].in_features, pruned[5].out_features, pruned[8].in_features)
+    assert widths == (9, 9, 9, 9)
 
 
 def test_pruned_flatten_keeps_the_spatial_block_of_each_open_channel():
