@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._progress import epoch_progress
 from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, train_gated_autoencoder
 from .nn import GatedAutoencoder
 
@@ -142,23 +143,24 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module.set_linear_path(directions)
         module.to(device)
 
-        result = train_gated_autoencoder(
-            module,
-            _float32_tensor(X_fit, device),
-            X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
-            alpha=alpha,
-            max_epochs=self.max_iter,
-            batch_size=batch_size,
-            learning_rate=self.learning_rate_init,
-            gate_learning_rate=GATE_LEARNING_RATE,
-            weight_decay=0.0,
-            warmup_epochs=self._warmup_epochs(),
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            min_open=min_components,
-            generator=generator,
-            on_epoch_end=self._print_epoch if self.verbose else None,
-        )
+        with epoch_progress(self.verbose, self.max_iter, type(self).__name__) as on_epoch_end:
+            result = train_gated_autoencoder(
+                module,
+                _float32_tensor(X_fit, device),
+                X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
+                alpha=alpha,
+                max_epochs=self.max_iter,
+                batch_size=batch_size,
+                learning_rate=self.learning_rate_init,
+                gate_learning_rate=GATE_LEARNING_RATE,
+                weight_decay=0.0,
+                warmup_epochs=self._warmup_epochs(),
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                min_open=min_components,
+                generator=generator,
+                on_epoch_end=on_epoch_end,
+            )
         module.cpu().eval()
         self._finish_fit(module, X_fit, result, directions)
         self._warn_about(result, min_components, max_components, widest=min(X_fit.shape))
@@ -223,12 +225,6 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "dimensions than the bottleneck has. Raise max_components or alpha.",
                 UserWarning,
             )
-
-    def _print_epoch(self, record):
-        print(
-            f"epoch {record.epoch + 1}: loss {record.loss:.5f}, "
-            f"reconstruction {record.reconstruction_error:.5f}, open gates {record.n_open}"
-        )
 
     # ------------------------------------------------------------ transform
 
