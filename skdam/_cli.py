@@ -19,6 +19,12 @@ EXIT_BAD_INPUT = 2
 TABLE_SUFFIXES = {".csv": "CSV", ".npy": "NPY", ".parquet": "Parquet", ".pq": "Parquet"}
 ESTIMATOR_CHOICES = ("embedding", "autoencoder")
 
+COMMANDS = """\
+fit-transform  learn the number of dimensions of a table and write its embedding
+transform      embed a table with a model saved by 'fit-transform --save-model'
+demo           fit both estimators on scikit-learn's digits beside PCA, save a PNG
+"""
+
 FILES_HELP = """\
 files:
   The format follows the file name: .csv, .npy or .parquet. Rows are samples,
@@ -291,7 +297,9 @@ def _layer_sizes(text):
     except ValueError:
         sizes = ()
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, like 128 or 64,32; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas, like 128 or 64,32; got {text!r}"
+        )
     return sizes
 
 
@@ -323,6 +331,13 @@ def _run_estimator(method, X):
         raise InputError(_first_line(error)) from error
 
 
+def _write_embedding(path, embedding, estimator, has_column_names):
+    # Columns are named like get_feature_names_out (damembedding0, ...) where the
+    # input named its columns, and always in Parquet, which needs names.
+    named = has_column_names or _table_format(path) == "Parquet"
+    write_table(path, embedding, estimator.get_feature_names_out() if named else None)
+
+
 def _fit_transform(args):
     # Everything that can be checked before a long fit is checked first.
     _table_format(args.output)
@@ -332,11 +347,10 @@ def _fit_transform(args):
     estimator = _make_estimator(args)
     X, has_column_names = read_table(args.input)
     embedding = _run_estimator(estimator.fit_transform, X)
-    names = estimator.get_feature_names_out()
-    write_table(args.output, embedding, names if has_column_names or _table_format(args.output) == "Parquet" else None)
+    _write_embedding(args.output, embedding, estimator, has_column_names)
     print(
         f"{type(estimator).__name__} kept {estimator.n_components_} of {X.shape[1]} dimensions "
-        f"({estimator.n_iter_} epochs, R² {estimator.score(X):.4f}); wrote {embedding.shape[0]} rows x "
+        f"({estimator.n_iter_} epochs, R^2 {estimator.score(X):.4f}); wrote {embedding.shape[0]} rows x "
         f"{embedding.shape[1]} columns to {args.output}"
     )
     if args.save_model is not None:
@@ -355,8 +369,7 @@ def _transform(args):
             f"{model.n_features_in_} columns."
         )
     embedding = _run_estimator(model.transform, X)
-    names = model.get_feature_names_out()
-    write_table(args.output, embedding, names if has_column_names or _table_format(args.output) == "Parquet" else None)
+    _write_embedding(args.output, embedding, model, has_column_names)
     print(f"wrote {embedding.shape[0]} rows x {embedding.shape[1]} columns to {args.output}")
 
 
@@ -367,27 +380,36 @@ def _demo(args):
 
 
 def _build_parser():
-    formatter = argparse.RawDescriptionHelpFormatter
+    def formatter(prog):
+        # Keep the examples' layout, and room for "fit-transform" beside its help.
+        return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
     parser = argparse.ArgumentParser(
         prog="skdam",
+        usage="%(prog)s [-h] COMMAND ...",
         description=(
-            "Dimensionality reduction that discovers its own number of dimensions with "
-            "DiscriminAtive Masking (DAM).\nRun 'skdam COMMAND --help' for the options of a command."
+            "Dimensionality reduction that discovers its own number of dimensions\n"
+            "with DiscriminAtive Masking (DAM). Run 'skdam COMMAND --help' for the\n"
+            "options of a command."
         ),
         epilog=EXAMPLES + "\n" + FILES_HELP,
         formatter_class=formatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # The list of commands is written out: argparse wraps "fit-transform" badly.
+    commands = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND", description=COMMANDS, help=argparse.SUPPRESS, prog="skdam"
+    )
 
     fit = commands.add_parser(
         "fit-transform",
-        help="learn the number of dimensions of a table and write its embedding",
         description="Fit an estimator on INPUT and write the embedding of INPUT's rows to OUTPUT.",
         epilog=FILES_HELP,
         formatter_class=formatter,
     )
     fit.add_argument("input", metavar="INPUT", help="the data: .csv, .npy or .parquet")
-    fit.add_argument("-o", "--output", metavar="OUTPUT", required=True, help="where the embedding goes: .csv, .npy or .parquet")
+    fit.add_argument(
+        "-o", "--output", metavar="OUTPUT", required=True, help="where the embedding goes: .csv, .npy or .parquet"
+    )
     fit.add_argument(
         "--estimator",
         choices=ESTIMATOR_CHOICES,
@@ -411,7 +433,9 @@ def _build_parser():
     fit.add_argument(
         "--random-state", type=int, default=None, metavar="SEED", help="seed, for results that repeat (default: none)"
     )
-    fit.add_argument("--max-iter", type=_positive_int, default=200, metavar="N", help="most epochs (default: %(default)s)")
+    fit.add_argument(
+        "--max-iter", type=_positive_int, default=200, metavar="N", help="most epochs (default: %(default)s)"
+    )
     fit.add_argument(
         "--hidden-layer-sizes",
         type=_layer_sizes,
@@ -419,13 +443,14 @@ def _build_parser():
         metavar="SIZES",
         help="the autoencoder's hidden widths, like 128 or 64,32 (default: 128)",
     )
-    fit.add_argument("--save-model", metavar="PATH", default=None, help="also save the fitted model, for 'skdam transform'")
+    fit.add_argument(
+        "--save-model", metavar="PATH", default=None, help="also save the fitted model, for 'skdam transform'"
+    )
     fit.add_argument("-v", "--verbose", action="count", default=0, help="show the progress of training")
     fit.set_defaults(run=_fit_transform)
 
     transform = commands.add_parser(
         "transform",
-        help="embed a table with a model saved by 'fit-transform --save-model'",
         description=(
             "Embed INPUT's rows with a saved model and write them to OUTPUT.\n"
             "A model file is a pickle, which runs code when loaded: load only models you trust."
@@ -439,7 +464,9 @@ def _build_parser():
     transform.set_defaults(run=_transform)
 
     demo = commands.add_parser(
-        "demo", help="fit both estimators on scikit-learn's digits, compare with PCA, save a PNG"
+        "demo",
+        description="Fit both estimators on scikit-learn's digits, compare them with PCA and save a PNG.",
+        formatter_class=formatter,
     )
     demo.add_argument("--output-dir", default="skdam-demo", help="where the PNG goes (default: %(default)s)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: %(default)s)")

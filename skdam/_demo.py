@@ -82,7 +82,9 @@ def _plot(estimators, output_dir):
         warnings.warn("matplotlib is not installed; the demo's figure is skipped.")
         return None
     output_dir.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(len(estimators), 2, figsize=(11, 3.6 * len(estimators)), squeeze=False, layout="constrained")
+    figure, axes = plt.subplots(
+        len(estimators), 2, figsize=(11, 3.6 * len(estimators)), squeeze=False, layout="constrained"
+    )
     for row, estimator in zip(axes, estimators):
         GateDisplay.from_estimator(estimator, ax=row)
     path = output_dir / "skdam-demo.png"
