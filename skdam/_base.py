@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._progress import epoch_progress
 from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, GateTrainer, train_gated_autoencoder
 from .nn import GatedAutoencoder
 
@@ -139,16 +140,17 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             X_fit, validation_rows = X[np.sort(permuted[n_validation:])], np.sort(permuted[:n_validation])
         module, pruning, directions = self._build_module(X_fit, random_state, generator)
         device = _resolve_device(self.device)
-        result = train_gated_autoencoder(
-            module.to(device),
-            _float32_tensor(X_fit, device),
-            X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
-            max_epochs=self.max_iter,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            on_epoch_end=self._print_epoch if self.verbose else None,
-            **self._trainer_settings(X_fit.shape[0], pruning, generator),
-        )
+        with epoch_progress(self.verbose, self.max_iter, type(self).__name__) as on_epoch_end:
+            result = train_gated_autoencoder(
+                module.to(device),
+                _float32_tensor(X_fit, device),
+                X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
+                max_epochs=self.max_iter,
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                on_epoch_end=on_epoch_end,
+                **self._trainer_settings(X_fit.shape[0], pruning, generator),
+            )
         module.cpu().eval()
         self._pruning = pruning
         self._finish_fit(module, X_fit, result.history, result.stop_reason, directions)
@@ -327,12 +329,6 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "dimensions than the bottleneck has. Raise max_components or alpha.",
                 UserWarning,
             )
-
-    def _print_epoch(self, record):
-        print(
-            f"epoch {record.epoch + 1}: loss {record.loss:.5f}, "
-            f"reconstruction {record.reconstruction_error:.5f}, open gates {record.n_open}"
-        )
 
     # ------------------------------------------------------------ transform
 

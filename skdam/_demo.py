@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ._autoencoder import DAMAutoencoder
 from ._embedding import DAMEmbedding
+from ._plot import GateDisplay
 
 
 def _test_mse(reducer, X_test):
@@ -81,23 +82,11 @@ def _plot(estimators, output_dir):
         warnings.warn("matplotlib is not installed; the demo's figure is skipped.")
         return None
     output_dir.mkdir(parents=True, exist_ok=True)
-    figure, axes = plt.subplots(len(estimators), 2, figsize=(11, 3.6 * len(estimators)), squeeze=False)
-    for (gates_ax, curve_ax), estimator in zip(axes, estimators):
-        name = type(estimator).__name__
-        units = np.arange(estimator.max_components_)
-        is_open = estimator.gate_values_ > 0
-        gates_ax.bar(units[is_open], estimator.gate_values_[is_open], color="tab:blue", label="open")
-        gates_ax.bar(units[~is_open], np.full((~is_open).sum(), 0.02), color="lightgray", label="closed")
-        gates_ax.set(xlabel="bottleneck unit (higher = preferred)", ylabel="gate value", ylim=(0, 1.05),
-                     title=f"{name}: {estimator.n_components_} of {estimator.max_components_} gates open")
-        gates_ax.legend(loc="upper left")
-        epochs = np.arange(1, estimator.n_iter_ + 1)
-        curve_ax.plot(epochs, estimator.n_components_curve_, color="tab:blue", marker=".")
-        curve_ax.set(xlabel="epoch", ylabel="open gates", title=f"{name}: open gates per epoch")
-        loss_ax = curve_ax.twinx()
-        loss_ax.plot(epochs, estimator.reconstruction_error_curve_, color="tab:orange", marker=".")
-        loss_ax.set_ylabel("unexplained variance (1 - R²)", color="tab:orange")
-    figure.tight_layout()
+    figure, axes = plt.subplots(
+        len(estimators), 2, figsize=(11, 3.6 * len(estimators)), squeeze=False, layout="constrained"
+    )
+    for row, estimator in zip(axes, estimators):
+        GateDisplay.from_estimator(estimator, ax=row)
     path = output_dir / "skdam-demo.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -56,7 +56,8 @@ class DAMEmbedding(_BaseDAM):
         Seeds the initialisation and the batches, through a local
         ``torch.Generator``; global seeds are never touched.
     verbose : int, default=0
-        Print one line per epoch when positive.
+        Positive shows the progress of training, with the loss and the open gates:
+        a bar on a terminal when tqdm is installed, one line per epoch otherwise.
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         Where to train and transform; ``"auto"`` picks CUDA when it is available.
         The fitted network always lives on the CPU.

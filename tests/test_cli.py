@@ -1,0 +1,214 @@
+"""The skdam command line on real CSV, NPY and Parquet files."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from skdam import DAMAutoencoder, DAMEmbedding
+from skdam._cli import EXIT_BAD_INPUT, main
+from skdam.datasets import make_linear_latent
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+
+FAST = ["--max-iter", "60", "--random-state", "0"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Exactly 2 dimensions in 6; 300 rows, as fewer end training before a gate closes."""
+    return make_linear_latent(300, 2, 6, random_state=0)[0]
+
+
+def _write(path, X, header=False):
+    path = Path(path)
+    if path.suffix == ".csv":
+        names = ",".join(f"feature_{i}" for i in range(X.shape[1]))
+        np.savetxt(path, X, delimiter=",", header=names if header else "", comments="")
+    elif path.suffix == ".npy":
+        np.save(path, X)
+    else:
+        pd.DataFrame(X, columns=[f"feature_{i}" for i in range(X.shape[1])]).to_parquet(path)
+    return str(path)
+
+
+def _read(path):
+    path = Path(path)
+    if path.suffix == ".csv":
+        lines = path.read_text().splitlines()
+        has_header = not lines[0][0].isdigit() and lines[0][0] != "-"
+        return np.loadtxt(path, delimiter=",", skiprows=int(has_header), ndmin=2), (lines[0] if has_header else None)
+    if path.suffix == ".npy":
+        return np.load(path), None
+    frame = pd.read_parquet(path)
+    return frame.to_numpy(), ",".join(frame.columns)
+
+
+@pytest.fixture(scope="module")
+def fitted_by_cli(data, tmp_path_factory):
+    """One fit through the CLI: a CSV with a header in, CSV and a model out."""
+    folder = tmp_path_factory.mktemp("cli")
+    source = _write(folder / "data.csv", data, header=True)
+    output, model = folder / "embedding.csv", folder / "model.joblib"
+    status = main(["fit-transform", source, "-o", str(output), "--save-model", str(model), *FAST])
+    assert status == 0
+    return folder, output, model
+
+
+def test_fit_transform_csv_with_header(fitted_by_cli, data, capsys):
+    folder, output, model_path = fitted_by_cli
+    embedding, header = _read(output)
+    model = joblib.load(model_path)
+    assert isinstance(model, DAMEmbedding) and model.n_components_ == 2
+    assert header == "damembedding0,damembedding1"
+    np.testing.assert_allclose(embedding, model.transform(data), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".parquet"])
+def test_transform_with_a_saved_model_reads_every_format(suffix, fitted_by_cli, data, tmp_path, capsys):
+    _, reference_output, model_path = fitted_by_cli
+    source = _write(tmp_path / f"new{suffix}", data[:50])  # CSV without a header
+    output = tmp_path / f"out{suffix}"
+    assert main(["transform", "--model", str(model_path), source, "-o", str(output)]) == 0
+    embedding, header = _read(output)
+    reference, _ = _read(reference_output)
+    np.testing.assert_allclose(embedding, reference[:50], rtol=1e-6, atol=1e-6)
+    # A header only where the input named its columns; Parquet always names them.
+    assert header == ("damembedding0,damembedding1" if suffix == ".parquet" else None)
+    assert capsys.readouterr().out.strip() == f"wrote 50 rows x 2 columns to {output}"
+
+
+def test_fit_transform_parquet_to_npy_with_an_autoencoder(data, tmp_path, capsys):
+    source = _write(tmp_path / "data.parquet", data)
+    output, model_path = tmp_path / "embedding.npy", tmp_path / "autoencoder.joblib"
+    arguments = ["fit-transform", source, "-o", str(output), "--estimator", "autoencoder", "--hidden-layer-sizes", "16"]
+    assert main([*arguments, "--alpha", "0.02", "--save-model", str(model_path), *FAST]) == 0
+    model = joblib.load(model_path)
+    assert isinstance(model, DAMAutoencoder)
+    assert model.hidden_layer_sizes == (16,) and model.alpha == 0.02 and model.max_iter == 60
+    embedding = np.load(output)
+    assert embedding.shape == (300, model.n_components_)
+    np.testing.assert_allclose(embedding, model.transform(data), rtol=1e-5, atol=1e-6)
+    assert "DAMAutoencoder kept" in capsys.readouterr().out
+
+
+def test_fit_transform_npy_with_a_given_number_of_components(data, tmp_path, capsys):
+    source = _write(tmp_path / "data.npy", data.astype(np.float32))
+    output = tmp_path / "embedding.csv"
+    assert main(["fit-transform", source, "-o", str(output), "--n-components", "3", *FAST]) == 0
+    embedding, header = _read(output)
+    assert embedding.shape == (300, 3) and header is None
+    assert capsys.readouterr().out.startswith("DAMEmbedding kept 3 of 6 dimensions")
+
+
+def test_verbose_shows_the_open_gates(data, tmp_path, capsys):
+    source = _write(tmp_path / "data.npy", data)
+    assert main(["fit-transform", source, "-o", str(tmp_path / "out.npy"), "-v", *FAST]) == 0
+    assert "open gates" in capsys.readouterr().out
+
+
+def _bad_files(folder, data):
+    """(name, arguments after the command, text the error must contain) for bad input."""
+    model = folder / "model.joblib"
+    ragged = folder / "ragged.csv"
+    ragged.write_text("1,2,3\n4,5,6\n7,8\n")
+    words = folder / "words.csv"
+    words.write_text("a,b\n1,2\n3,oops\n")
+    semicolons = folder / "semicolons.csv"
+    semicolons.write_text("1;2;3\n4;5;6\n")
+    empty = folder / "empty.csv"
+    empty.write_text("")
+    header_only = folder / "header_only.csv"
+    header_only.write_text("a,b,c\n")
+    corrupt_npy = folder / "corrupt.npy"
+    corrupt_npy.write_bytes(b"\x93NUMPY garbage" * 10)
+    flat_npy = folder / "flat.npy"
+    np.save(flat_npy, np.arange(5.0))
+    objects_npy = folder / "objects.npy"
+    np.save(objects_npy, np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    text_npy = folder / "text.npy"
+    np.save(text_npy, np.array([["1", "2"]]))
+    strings_parquet = folder / "strings.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "name": ["a", "b"]}).to_parquet(strings_parquet)
+    corrupt_parquet = folder / "corrupt.parquet"
+    corrupt_parquet.write_bytes(b"not parquet at all")
+    with_nan = _write(folder / "nan.npy", np.where(np.eye(6, dtype=bool)[[0] * 300], np.nan, data))
+    narrow = _write(folder / "narrow.csv", data[:, :4])
+    not_a_model = folder / "not_a_model.joblib"
+    joblib.dump({"weights": 1}, not_a_model)
+    text_model = folder / "text_model.joblib"
+    text_model.write_text("hello")
+    good = _write(folder / "good.npy", data)
+    return [
+        ("missing", ["fit-transform", str(folder / "absent.csv"), "-o", "x.csv"], "no such file"),
+        ("suffix", ["fit-transform", str(folder / "data.txt"), "-o", "x.csv"], "unsupported file type '.txt'"),
+        ("output suffix", ["fit-transform", good, "-o", str(folder / "x.json")], "unsupported file type '.json'"),
+        ("output folder", ["fit-transform", good, "-o", str(folder / "nowhere" / "x.csv")], "does not exist"),
+        ("directory", ["fit-transform", str(folder), "-o", "x.csv"], "unsupported file type"),
+        ("ragged", ["fit-transform", str(ragged), "-o", "x.csv"], "line 3 has 2 values where the lines above have 3"),
+        ("words", ["fit-transform", str(words), "-o", "x.csv"], "line 3, column 2: 'oops' is not a number"),
+        ("semicolons", ["fit-transform", str(semicolons), "-o", "x.csv"], "skdam reads comma-separated values"),
+        ("empty", ["fit-transform", str(empty), "-o", "x.csv"], "the file is empty"),
+        ("header only", ["fit-transform", str(header_only), "-o", "x.csv"], "no data"),
+        ("corrupt npy", ["fit-transform", str(corrupt_npy), "-o", "x.csv"], "cannot read as NPY"),
+        ("flat npy", ["fit-transform", str(flat_npy), "-o", "x.csv"], "expected a 2-D array"),
+        ("object npy", ["fit-transform", str(objects_npy), "-o", "x.csv"], "holds Python objects"),
+        ("text npy", ["fit-transform", str(text_npy), "-o", "x.csv"], "expected numbers"),
+        ("strings parquet", ["fit-transform", str(strings_parquet), "-o", "x.csv"],
+         "1 column(s) are not numeric: 'name'"),
+        ("corrupt parquet", ["fit-transform", str(corrupt_parquet), "-o", "x.csv"], "cannot read as Parquet"),
+        ("nan", ["fit-transform", with_nan, "-o", str(folder / "x.csv")], "Input X contains NaN"),
+        ("too many components", ["fit-transform", good, "-o", str(folder / "x.npy"), "--n-components", "7"],
+         "larger than max_components"),
+        ("width", ["transform", "--model", str(model), narrow, "-o", str(folder / "x.csv")],
+         "has 4 columns, but the model"),
+        ("missing model", ["transform", "--model", str(folder / "absent.joblib"), good, "-o", str(folder / "x.csv")],
+         "no such file"),
+        ("not a model", ["transform", "--model", str(not_a_model), good, "-o", str(folder / "x.csv")],
+         "holds a dict, not a fitted skdam estimator"),
+        ("text model", ["transform", "--model", str(text_model), good, "-o", str(folder / "x.csv")],
+         "not a model file written by skdam"),
+    ]
+
+
+def test_bad_files_get_one_line_and_status_2(fitted_by_cli, data, capsys):
+    folder, _, _ = fitted_by_cli
+    for name, arguments, expected in _bad_files(folder, data):
+        status = main([*arguments, *(FAST if arguments[0] == "fit-transform" else [])])
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert status == EXIT_BAD_INPUT, name
+        assert len(lines) == 1 and lines[0].startswith("skdam: error: "), (name, captured.err)
+        assert expected in lines[0], (name, lines[0])
+        assert "Traceback" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--n-components", "0"], ["--n-components", "many"], ["--alpha", "-1"], ["--estimator", "tsne"]],
+)
+def test_bad_options_are_usage_errors(arguments, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit-transform", "in.csv", "-o", "out.csv", *arguments])
+    assert exit_info.value.code == 2
+    assert "usage: skdam fit-transform" in capsys.readouterr().err
+
+
+def test_hidden_layer_sizes_needs_the_autoencoder(data, tmp_path, capsys):
+    source = _write(tmp_path / "data.npy", data)
+    assert main(["fit-transform", source, "-o", str(tmp_path / "x.npy"), "--hidden-layer-sizes", "16"]) == 2
+    assert "only applies to --estimator autoencoder" in capsys.readouterr().err
+
+
+def test_installed_console_script_prints_help():
+    script = Path(sys.executable).with_name("skdam")
+    if not script.exists():
+        pytest.skip("the skdam console script is not installed next to this Python")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for text in ("fit-transform", "transform", "demo", "examples:", "skdam transform --model model.joblib", ".parquet"):
+        assert text in result.stdout

@@ -1,0 +1,166 @@
+"""GateDisplay and ReconstructionDisplay draw real PNGs with the values of the fit."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
+
+from skdam import DAMAutoencoder, DAMEmbedding, GateDisplay, ReconstructionDisplay
+from skdam._plot import CLOSED_GATE_BAR_HEIGHT, _default_dimensions
+from skdam.datasets import make_linear_latent
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.image  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def rank_three_data():
+    """Exactly 3 dimensions in 12."""
+    return make_linear_latent(300, 3, 12, random_state=0)[0]
+
+
+@pytest.fixture(scope="module")
+def fitted_embedding(rank_three_data):
+    return DAMEmbedding(random_state=0).fit(rank_three_data)
+
+
+def _save_and_read(figure, path):
+    figure.savefig(path, dpi=80)
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    # Not a blank canvas: several distinct colours were drawn.
+    assert np.unique(image.reshape(-1, image.shape[2]), axis=0).shape[0] > 10
+    return image
+
+
+def test_gate_display_draws_gate_values_and_curves(fitted_embedding, tmp_path):
+    display = GateDisplay.from_estimator(fitted_embedding)
+    estimator = fitted_embedding
+    assert estimator.n_components_ == 3
+
+    is_open = estimator.gate_values_ > 0
+    heights = [patch.get_height() for patch in display.open_bars_.patches]
+    np.testing.assert_allclose(heights, estimator.gate_values_[is_open])
+    assert [patch.get_x() + patch.get_width() / 2 for patch in display.open_bars_.patches] == pytest.approx(
+        np.flatnonzero(is_open)
+    )
+    assert len(display.closed_bars_.patches) == estimator.max_components_ - 3
+    assert all(patch.get_height() == CLOSED_GATE_BAR_HEIGHT for patch in display.closed_bars_.patches)
+
+    np.testing.assert_array_equal(display.n_components_line_.get_ydata(), estimator.n_components_curve_)
+    np.testing.assert_array_equal(display.n_components_line_.get_xdata(), np.arange(1, estimator.n_iter_ + 1))
+    np.testing.assert_allclose(display.reconstruction_error_line_.get_ydata(), estimator.reconstruction_error_curve_)
+    assert display.error_ax_.get_shared_x_axes().joined(display.error_ax_, display.epochs_ax_)
+
+    assert display.ax_.shape == (2,)
+    assert display.ax_[0] is display.gates_ax_ and display.ax_[1] is display.epochs_ax_
+    assert display.gates_ax_.get_title() == "DAMEmbedding: 3 of 12 gates open"
+    assert display.figure_ is display.gates_ax_.figure
+    _save_and_read(display.figure_, tmp_path / "gate_display.png")
+
+
+@pytest.mark.parametrize("kind", ["gates", "epochs"])
+def test_gate_display_draws_one_panel_on_a_given_axes(fitted_embedding, kind):
+    figure, ax = plt.subplots()
+    display = GateDisplay.from_estimator(fitted_embedding, kind=kind, ax=ax, name="mine")
+    assert display.ax_ is ax and display.figure_ is figure
+    if kind == "gates":
+        assert display.epochs_ax_ is None and display.n_components_line_ is None
+        assert display.gates_ax_.get_title().startswith("mine: ")
+    else:
+        assert display.gates_ax_ is None and display.open_bars_ is None
+        assert display.epochs_ax_ is ax
+
+
+def test_gate_display_draws_an_autoencoder_on_a_row_of_a_grid(rank_three_data, tmp_path):
+    autoencoder = DAMAutoencoder(hidden_layer_sizes=(16,), max_iter=40, random_state=0).fit(rank_three_data)
+    figure, axes = plt.subplots(2, 2, figsize=(10, 7))
+    display = GateDisplay.from_estimator(autoencoder, ax=axes[1])
+    assert display.gates_ax_ is axes[1, 0] and display.epochs_ax_ is axes[1, 1]
+    assert len(display.open_bars_.patches) == autoencoder.n_components_
+    _save_and_read(figure, tmp_path / "gate_grid.png")
+
+
+def test_gate_display_checks_its_arguments(fitted_embedding):
+    with pytest.raises(NotFittedError):
+        GateDisplay.from_estimator(DAMEmbedding())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        GateDisplay.from_estimator(fitted_embedding, kind="bars")
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match='kind="both" draws on 2 Axes, got 1'):
+        GateDisplay.from_estimator(fitted_embedding, ax=ax)
+
+
+def test_reconstruction_display_compares_with_pca(rank_three_data, tmp_path):
+    X = rank_three_data
+    display = ReconstructionDisplay.from_estimator(DAMEmbedding(random_state=0), X, n_components=[5, 2, 3])
+    np.testing.assert_array_equal(display.n_components, [2, 3, 5])
+    assert display.found_n_components == 3
+    assert display.found_reconstruction_error < 1e-4
+
+    for k, pca_error in zip(display.n_components, display.pca_reconstruction_error):
+        pca = PCA(n_components=int(k)).fit(X)
+        residual = X - pca.inverse_transform(pca.transform(X))
+        expected = np.square(residual).sum() / np.square(X - X.mean(axis=0)).sum()
+        assert pca_error == pytest.approx(expected, abs=1e-9)
+    # The linear estimator at a given rank is PCA's least-squares optimum.
+    np.testing.assert_allclose(display.reconstruction_error, display.pca_reconstruction_error, atol=1e-4)
+    assert display.reconstruction_error[0] > 0.1  # two of three dimensions lose a lot
+
+    np.testing.assert_array_equal(display.line_.get_xdata(), [2, 3, 5])
+    np.testing.assert_allclose(display.line_.get_ydata(), display.reconstruction_error)
+    np.testing.assert_allclose(display.pca_line_.get_ydata(), display.pca_reconstruction_error)
+    assert display.found_marker_.get_xdata()[0] == 3
+    assert display.pca_line_.get_label() == "PCA"
+    assert display.ax_.get_legend() is not None
+    _save_and_read(display.figure_, tmp_path / "reconstruction_display.png")
+
+
+def test_reconstruction_display_with_an_autoencoder(rank_three_data, tmp_path):
+    estimator = DAMAutoencoder(hidden_layer_sizes=(16,), max_iter=40, random_state=0)
+    display = ReconstructionDisplay.from_estimator(estimator, rank_three_data, n_components=[2, 4], name="AE")
+    assert not hasattr(estimator, "n_components_")  # the estimator itself is left unfitted
+    assert display.line_.get_label() == "AE"
+    assert 2 <= display.found_n_components <= 4
+    assert np.all(display.reconstruction_error >= 0)
+    _save_and_read(display.figure_, tmp_path / "reconstruction_autoencoder.png")
+
+
+def test_reconstruction_display_rejects_bad_dimensions_before_fitting(rank_three_data):
+    for bad in ([0, 2], [2.5], [13], []):
+        with pytest.raises(ValueError, match="n_components must"):
+            ReconstructionDisplay.from_estimator(DAMEmbedding(max_iter=1), rank_three_data, n_components=bad)
+    with pytest.raises(ValueError, match=r"\[1, 4\]"):
+        ReconstructionDisplay.from_estimator(DAMEmbedding(max_components=4), rank_three_data, n_components=[5])
+
+
+def test_default_dimensions_surround_the_found_one():
+    dimensions = _default_dimensions(4, largest=30)
+    assert {3, 4, 5} <= set(dimensions)
+    assert min(dimensions) == 1 and max(dimensions) == 8
+    assert len(dimensions) <= 8
+    assert _default_dimensions(1, largest=2) == [1, 2]
+
+
+def test_plot_without_matplotlib_says_what_to_install(fitted_embedding, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"GateDisplay.from_estimator requires matplotlib.*pip install"):
+        GateDisplay.from_estimator(fitted_embedding)
+
+
+def test_importing_skdam_does_not_import_matplotlib():
+    code = "import sys, skdam; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
