@@ -65,18 +65,18 @@ class DAMEmbedding(_BaseDAM):
     ----------
     n_components_ : int
         The number of open gates: the discovered dimension.
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         Orthonormal axes of the learned subspace, by decreasing explained variance.
         ``inverse_transform(Z) == Z @ components_ + mean_``.
-    explained_variance_ : ndarray of shape (n_components_,)
+    explained_variance_ : ndarray of shape (n_components,)
         Variance of the training data along each of ``components_``.
-    explained_variance_ratio_ : ndarray of shape (n_components_,)
+    explained_variance_ratio_ : ndarray of shape (n_components,)
         ``explained_variance_`` as a share of the total variance.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
-    gate_values_ : ndarray of shape (max_components_,)
+    gate_values_ : ndarray of shape (max_components,)
         Value of every gate after training, zero for closed units.
-    open_units_ : ndarray of shape (n_components_,)
+    open_units_ : ndarray of shape (n_components,)
         Bottleneck units behind the columns of ``transform``'s output.
     max_components_ : int
         Width of the gated bottleneck actually used.
@@ -100,7 +100,7 @@ class DAMEmbedding(_BaseDAM):
         The trained network, on the CPU and in eval mode.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features seen during fit, when they are all strings.
 
     See Also
