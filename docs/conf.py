@@ -13,8 +13,10 @@ import sys
 import torch
 from threadpoolctl import threadpool_limits
 
-# Import the package from this checkout, whatever is installed.
+# Import the package from this checkout, whatever is installed, and the helpers
+# of this build from sphinxext/.
 sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.abspath("sphinxext"))
 
 import skdam  # noqa: E402
 
@@ -108,7 +110,7 @@ sphinx_gallery_conf = {
     "reference_url": {"skdam": None},
     "download_all_examples": False,
     "remove_config_comments": True,
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "gallery_order.ExampleOrder",
     # A failing example fails the build.
     "abort_on_example_error": True,
     "only_warn_on_example_error": False,

@@ -88,8 +88,8 @@ ax_size.plot(pca_sizes, pca_search.cv_results_["mean_test_score"], "o-", color="
 ax_size.plot(results["mean_test_dimension"], results["mean_test_accuracy"], "s", color="tab:blue", markersize=9,
              label="DAMEmbedding")
 for alpha, dimension, accuracy in zip(alphas, results["mean_test_dimension"], results["mean_test_accuracy"]):
-    ax_size.annotate(f"alpha={alpha}", (dimension, accuracy), textcoords="offset points", xytext=(-8, 8), ha="right", fontsize=8)
-ax_size.set(xlabel="dimensions", ylabel="cross-validated accuracy", title="Accuracy against dimension")
+    ax_size.annotate(f"alpha={alpha}", (dimension, accuracy), textcoords="offset points", xytext=(8, -2), va="center", fontsize=8)
+ax_size.set(xlabel="dimensions", ylabel="cross-validated accuracy", title="Accuracy against dimension", xlim=(0, 60))
 ax_size.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
