@@ -1,4 +1,4 @@
-# From a fresh clone: `make demo` or `make test` creates .venv, installs, then runs.
+# From a fresh clone: `make demo`, `make test` or `make docs` creates .venv, installs, then runs.
 # CI pins the CPU build of torch: `make test TORCH_SPEC=torch==2.13.0`.
 PYTHON ?= python3
 TORCH_SPEC ?= torch
@@ -23,5 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
+# The site, with the example gallery run: every warning is an error.
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build *.egg-info docs/_build
+	rm -rf $(VENV) build *.egg-info docs/_build docs/auto_examples docs/gen_modules

@@ -64,9 +64,9 @@ class DAMAutoencoder(_BaseDAM):
     ----------
     n_components_ : int
         The number of open gates: the discovered dimension.
-    gate_values_ : ndarray of shape (max_components_,)
+    gate_values_ : ndarray of shape (max_components,)
         Value of every gate after training, zero for closed units.
-    open_units_ : ndarray of shape (n_components_,)
+    open_units_ : ndarray of shape (n_components,)
         Bottleneck units behind the columns of ``transform``'s output, most
         preferred first.
     max_components_ : int
@@ -91,7 +91,7 @@ class DAMAutoencoder(_BaseDAM):
         The trained network, on the CPU and in eval mode.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features seen during fit, when they are all strings.
 
     See Also

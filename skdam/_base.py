@@ -351,9 +351,9 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
-            The gated code of the open units, most preferred unit first; same float
-            dtype as ``X``.
+        X_new : ndarray of shape (n_samples, n_components)
+            The gated code of the ``n_components_`` open units, most preferred unit
+            first; same float dtype as ``X``.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
@@ -370,12 +370,13 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components_)
-            An embedding, as returned by :meth:`transform`.
+        X : array-like of shape (n_samples, n_components)
+            An embedding with ``n_components_`` columns, as returned by
+            :meth:`transform`.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features)
             The decoder's reconstruction; same float dtype as ``X``.
         """
         check_is_fitted(self)
@@ -400,15 +401,18 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return X, self.inverse_transform(self.transform(X))
 
     def score_samples(self, X):
-        """Minus the squared reconstruction error of each row (higher is better).
+        """Compute the negative squared reconstruction error of each row.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data in the units of the training data.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            Minus the sum of squared differences between each row and its
+            reconstruction; higher is better, 0 is perfect.
         """
         X, reconstruction = self._reconstruct(X)
         return -np.square(X - reconstruction, dtype=np.float64).sum(axis=1)
@@ -419,6 +423,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data in the units of the training data.
         y : None
             Ignored.
 

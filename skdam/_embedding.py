@@ -66,21 +66,21 @@ class DAMEmbedding(_BaseDAM):
     ----------
     n_components_ : int
         The number of open gates: the discovered dimension.
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features)
         Axes of the learned subspace, ``inverse_transform(Z) == Z @ components_ +
         mean_``. After ``fit`` they are orthonormal and ordered by decreasing
         explained variance, as PCA's; after ``partial_fit`` they are the decoder's
         directions as trained, neither orthonormal nor ordered.
-    explained_variance_ : ndarray of shape (n_components_,)
+    explained_variance_ : ndarray of shape (n_components,)
         Variance along each of ``components_`` of the training data (of the last
         chunk, after ``partial_fit``).
-    explained_variance_ratio_ : ndarray of shape (n_components_,)
+    explained_variance_ratio_ : ndarray of shape (n_components,)
         ``explained_variance_`` as a share of the total variance.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
-    gate_values_ : ndarray of shape (max_components_,)
+    gate_values_ : ndarray of shape (max_components,)
         Value of every gate after training, zero for closed units.
-    open_units_ : ndarray of shape (n_components_,)
+    open_units_ : ndarray of shape (n_components,)
         Bottleneck units behind the columns of ``transform``'s output.
     max_components_ : int
         Width of the gated bottleneck actually used.
@@ -104,7 +104,7 @@ class DAMEmbedding(_BaseDAM):
         The trained network, on the CPU and in eval mode.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features seen during fit, when they are all strings.
 
     See Also

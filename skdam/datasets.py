@@ -17,6 +17,7 @@ def make_linear_latent(n_samples=5000, n_components=10, n_features=100, *, noise
     Parameters
     ----------
     n_samples : int, default=5000
+        Number of rows.
     n_components : int, default=10
         The latent dimension, the rank of the noise-free data.
     n_features : int, default=100
@@ -25,11 +26,14 @@ def make_linear_latent(n_samples=5000, n_components=10, n_features=100, *, noise
         Standard deviation of Gaussian noise, relative to the data's root mean
         feature variance.
     random_state : int, RandomState instance or None, default=None
+        Seeds the latents, the map and the noise; pass an int for reproducible data.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
+        The data.
     latent : ndarray of shape (n_samples, n_components)
+        The Gaussian latent variables behind each row.
 
     Examples
     --------
@@ -54,19 +58,25 @@ def make_mlp_latent(n_samples=5000, n_components=20, n_features=100, *, hidden_s
     Parameters
     ----------
     n_samples : int, default=5000
+        Number of rows.
     n_components : int, default=20
         The latent dimension.
     n_features : int, default=100
         The ambient dimension.
     hidden_size : int, default=128
+        Width of the random network's hidden layer.
     noise : float, default=0.0
         Relative standard deviation of Gaussian noise, as in :func:`make_linear_latent`.
     random_state : int, RandomState instance or None, default=None
+        Seeds the latents, the network and the noise; pass an int for reproducible
+        data.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
+        The data.
     latent : ndarray of shape (n_samples, n_components)
+        The Gaussian latent variables behind each row.
 
     Examples
     --------

@@ -72,7 +72,18 @@ class GatedAutoencoder(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator=None):
-        """Initialise every weight from ``generator``, leaving global RNG untouched."""
+        """Initialise every weight from ``generator``, leaving global RNG untouched.
+
+        Parameters
+        ----------
+        generator : torch.Generator, default=None
+            Source of the random draws; ``None`` uses PyTorch's global generator.
+
+        Returns
+        -------
+        GatedAutoencoder
+            The module itself, reset in place.
+        """
         self.input_mean.zero_()
         self.input_scale.fill_(1.0)
         self.gate.reset_parameters()
@@ -91,6 +102,16 @@ class GatedAutoencoder(nn.Module):
 
     @torch.no_grad()
     def set_normalization(self, mean, scale):
+        """Set the input normalisation, ``(x - mean) / scale``.
+
+        Parameters
+        ----------
+        mean : array-like of shape (n_features,)
+            Per-feature mean of the training data.
+        scale : float
+            One scale for all features; the root mean feature variance makes the
+            normalised mean squared error equal ``1 - R^2``.
+        """
         self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
         self.input_scale.fill_(float(scale))
 
@@ -101,6 +122,12 @@ class GatedAutoencoder(nn.Module):
         The first direction goes to the most preferred unit (the highest offset), so
         gates close on the weakest directions first. The decoder divides by the gate
         values so that the model reconstructs exactly the projection at once.
+
+        Parameters
+        ----------
+        directions : array-like of shape (n_directions, n_features)
+            Orthonormal rows in normalised units, strongest first; ``n_directions``
+            is at most ``bottleneck_width``.
         """
         directions = torch.as_tensor(directions, dtype=self.encoder_linear.weight.dtype)
         n_directions = directions.shape[0]
@@ -112,27 +139,97 @@ class GatedAutoencoder(nn.Module):
         self.decoder_linear.weight[:, units] = (directions / gate_values[:, None]).T
 
     def normalize(self, x):
+        """Centre and scale raw input.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_features)
+            Input in the units of the data.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_features)
+            ``(x - input_mean) / input_scale``.
+        """
         return (x - self.input_mean) / self.input_scale
 
     def encode_normalized(self, x_normalized):
-        """Gated code, all ``bottleneck_width`` units, from normalised input."""
+        """Gated code, all ``bottleneck_width`` units, from normalised input.
+
+        Parameters
+        ----------
+        x_normalized : torch.Tensor of shape (n_samples, n_features)
+            Input already passed through :meth:`normalize`.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, bottleneck_width)
+            The code; columns of closed units are zero.
+        """
         hidden = self.encoder_linear(x_normalized)
         if self.encoder_residual is not None:
             hidden = hidden + self.encoder_residual(x_normalized)
         return self.gate(hidden)
 
     def decode_normalized(self, code):
-        """Reconstruction in normalised units from a full-width code."""
+        """Reconstruction in normalised units from a full-width code.
+
+        Parameters
+        ----------
+        code : torch.Tensor of shape (n_samples, bottleneck_width)
+            A code as returned by :meth:`encode_normalized`.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_features)
+            The reconstruction, in normalised units.
+        """
         reconstruction = self.decoder_linear(code)
         if self.decoder_residual is not None:
             reconstruction = reconstruction + self.decoder_residual(code)
         return reconstruction
 
     def encode(self, x):
+        """Gated code of raw input.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_features)
+            Input in the units of the data.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, bottleneck_width)
+            The code; columns of closed units are zero.
+        """
         return self.encode_normalized(self.normalize(x))
 
     def decode(self, code):
+        """Reconstruction in the units of the data.
+
+        Parameters
+        ----------
+        code : torch.Tensor of shape (n_samples, bottleneck_width)
+            A code as returned by :meth:`encode`.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_features)
+            The reconstruction.
+        """
         return self.decode_normalized(code) * self.input_scale + self.input_mean
 
     def forward(self, x):
+        """Encode and decode: the reconstruction of ``x``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_features)
+            Input in the units of the data.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_features)
+            The reconstruction, in the units of the data.
+        """
         return self.decode(self.encode(x))

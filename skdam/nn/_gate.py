@@ -63,30 +63,66 @@ class DAMGate(nn.Module):
         self.beta.fill_(self.initial_beta)
 
     def gate_values(self):
-        """Gate values, shape ``(width,)``; zero for closed units."""
+        """Value of every gate, differentiable in ``beta``.
+
+        Returns
+        -------
+        torch.Tensor of shape (width,)
+            ``max(0, tanh(steepness**2 * (offsets + beta)))``; zero for closed units.
+        """
         return torch.relu(torch.tanh(self.steepness**2 * (self.offsets + self.beta)))
 
     def _broadcast(self, values):
         return values
 
     def forward(self, hidden):
+        """Multiply each unit of ``hidden`` by its gate.
+
+        Parameters
+        ----------
+        hidden : torch.Tensor
+            Activations whose gated dimension has size ``width``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``hidden`` with closed units zeroed; same shape.
+        """
         return hidden * self._broadcast(self.gate_values())
 
     @torch.no_grad()
     def open_mask(self):
-        """Boolean mask of the open units, shape ``(width,)``."""
+        """Which units are open.
+
+        Returns
+        -------
+        torch.Tensor of shape (width,)
+            Boolean; True where the gate value is positive.
+        """
         return self.gate_values() > 0
 
     def n_open(self):
-        """Number of open units, the discovered dimension."""
+        """Count the open units.
+
+        Returns
+        -------
+        int
+            The number of open gates: the discovered dimension.
+        """
         return int(self.open_mask().sum())
 
     def soft_open_count(self):
-        """``width * (1 + beta / 5)``: equals the open count for beta in [-5, 0].
+        """Differentiable count of the open units: ``width * (1 + beta / 5)``.
 
-        It is affine in ``beta`` with slope ``width / 5``, so ``alpha *
-        soft_open_count()`` charges ``alpha`` per open unit whatever the width: the
-        smooth stand-in for the L0 norm of the mask.
+        It equals the number of open gates for ``beta`` in [-5, 0] and is affine in
+        ``beta`` with slope ``width / 5``, so ``alpha * soft_open_count()`` charges
+        ``alpha`` per open unit whatever the width: the smooth stand-in for the L0
+        norm of the mask.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar that carries the gradient to ``beta``.
         """
         return self.width * (1.0 + self.beta / OFFSET_RANGE)
 
@@ -95,6 +131,16 @@ class DAMGate(nn.Module):
 
         It sits half a unit spacing above the point where unit ``width - n_open``
         closes, so that unit stays measurably open and the next one stays closed.
+
+        Parameters
+        ----------
+        n_open : int
+            Number of units to keep open, in ``[1, width]``.
+
+        Returns
+        -------
+        float
+            The lowest value ``beta`` may take.
         """
         if not 1 <= n_open <= self.width:
             raise ValueError(f"n_open must be in [1, {self.width}], got {n_open}.")
