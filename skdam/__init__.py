@@ -6,7 +6,8 @@ DiscriminAtive Masking (DAM, Bu et al., NeurIPS 2021).
 
 from ._autoencoder import DAMAutoencoder
 from ._embedding import DAMEmbedding
+from ._training import TrainingDivergedError
 
 __version__ = "0.1.0"
 
-__all__ = ["DAMAutoencoder", "DAMEmbedding", "__version__"]
+__all__ = ["DAMAutoencoder", "DAMEmbedding", "TrainingDivergedError", "__version__"]

@@ -16,8 +16,12 @@ STOP_MAX_ITER = "max_iter"
 STOP_INTERRUPTED = "interrupted"
 
 
-class TrainingDivergedError(FloatingPointError):
-    """The loss stayed non-finite even after the learning rate was lowered."""
+class TrainingDivergedError(ValueError, FloatingPointError):
+    """The loss stayed non-finite even after the learning rate was lowered.
+
+    A ``ValueError``, as scikit-learn's ``MLPRegressor`` raises for non-finite
+    weights, so that code catching bad-input errors catches this one too.
+    """
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class TrainingResult:
 
 def _snapshot(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+
+
+@torch.no_grad()
+def _parameters_are_finite(module):
+    return all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters())
 
 
 def _make_optimizer(module, learning_rate, gate_learning_rate, weight_decay):
@@ -103,8 +112,10 @@ def train_gated_autoencoder(
 
     A non-finite loss rolls back to the last good epoch and halves the learning
     rates, up to ``max_learning_rate_cuts`` times, then raises
-    :class:`TrainingDivergedError`. ``KeyboardInterrupt`` ends training early with
-    the last good state and ``stop_reason == "interrupted"``.
+    :class:`TrainingDivergedError`; an epoch that ends with non-finite weights counts
+    as non-finite too. ``KeyboardInterrupt`` ends training early with
+    ``stop_reason == "interrupted"`` and the state training would have returned at
+    that point: the last good epoch, or with ``X_validation`` the best validated one.
 
     Returns
     -------
@@ -145,14 +156,18 @@ def train_gated_autoencoder(
                 with torch.no_grad():
                     gate.beta.clamp_(min=beta_floor)
                 error_sum += error.detach().double() * batch.shape[0]
+            # A finite loss can still take a step to non-finite weights; such an epoch
+            # must never become the state that later rollbacks return to.
+            diverged = diverged or not _parameters_are_finite(module)
             if diverged:
                 # Roll back to the last good epoch and try again, more gently.
                 if result.n_learning_rate_cuts >= max_learning_rate_cuts:
                     module.load_state_dict(last_good_state)
                     raise TrainingDivergedError(
                         "The training loss became non-finite and stayed so after "
-                        f"{max_learning_rate_cuts} halvings of the learning rate. Check the "
-                        "data for extreme values, or lower learning_rate_init."
+                        f"{max_learning_rate_cuts} halvings of the learning rate (down to "
+                        f"{learning_rate:.3g}). Check the data for extreme values, or lower "
+                        "learning_rate_init."
                     )
                 result.n_learning_rate_cuts += 1
                 learning_rate, gate_learning_rate = learning_rate / 2, gate_learning_rate / 2
@@ -205,7 +220,9 @@ def train_gated_autoencoder(
         result.stop_reason = STOP_INTERRUPTED
         module.load_state_dict(last_good_state)
 
-    if X_validation is None or result.stop_reason == STOP_INTERRUPTED:
+    # With validation rows the best validated state is kept, interrupted or not, as
+    # MLPRegressor does; before the first pruning epoch there is no best yet.
+    if X_validation is None or best_objective == math.inf:
         result.state = last_good_state
     module.load_state_dict(result.state)
     module.eval()
