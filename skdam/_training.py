@@ -133,6 +133,8 @@ def train_gated_autoencoder(
     epochs_without_improvement = 0
     epochs_with_same_count = 0
     previous_open = gate.n_open()
+    previous_beta = float(gate.beta.detach())
+    steps_per_epoch = math.ceil(n_samples / batch_size)
     epoch = 0
     module.train()
     try:
@@ -211,8 +213,14 @@ def train_gated_autoencoder(
                     result.state = last_good_state
             else:
                 epochs_without_improvement += 1
-            epochs_with_same_count = epochs_with_same_count + 1 if n_open == previous_open else 0
-            previous_open = n_open
+            # Unopposed, Adam slides beta down by about its learning rate a step, and
+            # with few steps an epoch the count can stay the same for many epochs
+            # before the next gate closes: the gate has settled only once beta has
+            # stopped sliding too.
+            beta = float(gate.beta.detach())
+            sliding = previous_beta - beta > 0.5 * gate_learning_rate * steps_per_epoch
+            epochs_with_same_count = epochs_with_same_count + 1 if n_open == previous_open and not sliding else 0
+            previous_open, previous_beta = n_open, beta
             if min(epochs_without_improvement, epochs_with_same_count) >= n_iter_no_change:
                 result.stop_reason = STOP_CONVERGED
                 break
