@@ -65,7 +65,10 @@ def _resolve_device(device):
 
 def _float32_tensor(array, device):
     # np.array copies, so read-only (memory-mapped) input never reaches torch as such.
-    return torch.from_numpy(np.array(array, dtype=np.float32, order="C", copy=True)).to(device)
+    # Values beyond float32 become inf; the callers refuse them or the non-finite
+    # output they give, with a clearer message than NumPy's overflow warning.
+    with np.errstate(over="ignore"):
+        return torch.from_numpy(np.array(array, dtype=np.float32, order="C", copy=True)).to(device)
 
 
 def _check_float32_range(X, estimator_name):
@@ -182,7 +185,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             )
         batch_size = self._resolve_batch_size(X_fit.shape[0])
 
-        mean, spread, directions = _principal_directions(X_fit, max_components, random_state)
+        mean, spread = _mean_and_spread(X_fit)
         if 0 < spread < SMALLEST_INPUT_SPREAD:
             raise ValueError(
                 f"X varies by only {spread:.3g} (root mean feature variance), below the "
@@ -196,6 +199,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "mean. Centre X first, for example with sklearn.preprocessing.StandardScaler.",
                 UserWarning,
             )
+        directions = _principal_directions(X_fit, mean, spread, max_components, random_state)
         # Build on the meta device so construction draws nothing from the global RNG.
         with torch.device("meta"):
             module = GatedAutoencoder(n_features, max_components, self._hidden_layer_sizes(), self._activation())
@@ -394,7 +398,9 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_components_} features (its n_components_) as input to inverse_transform."
             )
-        _check_float32_range(X, type(self).__name__)
+        # No magnitude limit here: DAMEmbedding's codes are projections in the units
+        # of X and may exceed its largest value by up to sqrt(n_features). Codes
+        # beyond float32 overflow, and _finite reports it.
         module = self._module_on_device()
         open_units = torch.as_tensor(self.open_units_, device=self.device_)
         reconstruction = np.empty((X.shape[0], self.n_features_in_), dtype=self._output_dtype(X))
@@ -468,27 +474,30 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return tags
 
 
-def _principal_directions(X, n_directions, random_state):
-    """Mean, spread and top ``n_directions`` principal axes of ``X``.
+def _mean_and_spread(X):
+    """Per-feature mean and the spread, the root mean feature variance, of ``X``.
 
-    The spread, the root mean feature variance, is the global scale of the
-    normalisation: in normalised units the mean squared error is the unexplained
-    share of the variance. It is 0 for constant ``X``.
+    The spread is the global scale of the normalisation: in normalised units the
+    mean squared error is the unexplained share of the variance. It is 0 for
+    constant ``X``.
     """
     mean = X.mean(axis=0, dtype=np.float64)
     centred = (X - mean).astype(np.float64, copy=False)
     # Divide by the largest deviation before squaring, so that neither 1e-200 nor
     # 1e200 under- or overflows. Deviations within float64's rounding of the mean are
-    # constant data, left at scale 1.
+    # constant data.
     largest_deviation = float(np.max(np.abs(centred)))
     if largest_deviation <= 4 * np.finfo(np.float64).eps * float(np.max(np.abs(mean))):
-        spread = 0.0
-    else:
-        spread = largest_deviation * float(np.sqrt(np.mean(np.square(centred / largest_deviation))))
-        centred = centred / spread
+        return mean, 0.0
+    return mean, largest_deviation * float(np.sqrt(np.mean(np.square(centred / largest_deviation))))
+
+
+def _principal_directions(X, mean, spread, n_directions, random_state):
+    """Top ``n_directions`` principal axes of ``X``, as orthonormal rows."""
+    centred = (X - mean) / (spread if spread > 0 else 1.0)
     if n_directions < 0.5 * min(centred.shape):
         _, _, directions = randomized_svd(centred, n_directions, random_state=random_state)
     else:
         _, _, directions = np.linalg.svd(centred, full_matrices=False)
         directions = directions[:n_directions]
-    return mean, spread, directions
+    return directions

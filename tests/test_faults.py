@@ -17,11 +17,13 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skdam._base
 from skdam import DAMAutoencoder, DAMEmbedding, TrainingDivergedError
-from skdam._base import TRANSFORM_BATCH_ROWS, _principal_directions
+from skdam._base import TRANSFORM_BATCH_ROWS, _mean_and_spread, _principal_directions
 from skdam._training import STOP_INTERRUPTED, train_gated_autoencoder
 from skdam.datasets import make_linear_latent
 from skdam.nn import GatedAutoencoder
 
+# Short trainings reach max_iter; the tests that expect a warning catch it anyway.
+pytestmark = pytest.mark.filterwarnings("ignore:.*reached max_iter:sklearn.exceptions.ConvergenceWarning")
 N_SAMPLES, BATCH_SIZE = 80, 16  # five batches per epoch in the trainer tests
 ESTIMATORS = {
     "embedding": lambda **params: DAMEmbedding(**{"max_iter": 15, "random_state": 0, **params}),
@@ -41,7 +43,8 @@ def _all_finite(module):
 
 def _warm_started_module(X, hidden_layer_sizes=(8,)):
     module = GatedAutoencoder(X.shape[1], X.shape[1], hidden_layer_sizes).reset_parameters(torch.Generator().manual_seed(0))
-    mean, spread, directions = _principal_directions(X, X.shape[1], np.random.RandomState(0))
+    mean, spread = _mean_and_spread(X)
+    directions = _principal_directions(X, mean, spread, X.shape[1], np.random.RandomState(0))
     module.set_normalization(mean, spread)
     module.set_linear_path(directions)
     return module

@@ -100,6 +100,7 @@ CASES = [
     Case("fit-magnitude-1e-30", "fit", "unfitted", "X * 1e-30", lambda X, _: X * 1e-30, Works()),
     Case("fit-too-large", "fit", "unfitted", "values beyond 1e36 (X * 1e37)", lambda X, _: X * 1e37, Raises(ValueError, r"beyond the 1e\+36 that the float32 network.*Rescale X")),
     Case("fit-too-small-spread", "fit", "unfitted", "spread below 1e-33 (X * 1e-40)", lambda X, _: X * 1e-40, Raises(ValueError, r"X varies by only .* below the 1e-33.*Rescale X")),
+    Case("fit-subnormal", "fit", "unfitted", "subnormal values (X * 1e-310)", lambda X, _: X * 1e-310, Raises(ValueError, r"X varies by only .* below the 1e-33")),
     Case("fit-large-offset", "fit", "unfitted", "mean over 1e6 times the spread (X + 1e9)", lambda X, _: X + 1e9, Works(warns=(UserWarning, "cannot resolve the data around its mean. Centre X"))),
     Case("fit-sparse", "fit", "unfitted", "a scipy.sparse matrix", lambda X, _: sparse.csr_matrix(X), Raises(TypeError, r"does not fit on sparse input.*X\.toarray\(\).*TruncatedSVD")),
     Case("fit-dataframe", "fit", "unfitted", "a pandas DataFrame (names kept in feature_names_in_)", lambda X, _: _frame(X), Works()),
@@ -137,7 +138,8 @@ CASES = [
     Case("inverse_transform-integers", "inverse_transform", "fitted", "int64", lambda X, fitted: np.ones((3, fitted.n_components_), dtype=np.int64), Works(dtype=np.float64)),
     Case("inverse_transform-float32", "inverse_transform", "fitted", "float32 (kept)", lambda X, fitted: fitted.transform(X.astype(np.float32)), Works(dtype=np.float32)),
     Case("inverse_transform-sparse", "inverse_transform", "fitted", "a scipy.sparse matrix", lambda X, fitted: sparse.csr_matrix(fitted.transform(X)), Works(dtype=np.float64)),
-    Case("inverse_transform-too-large", "inverse_transform", "fitted", "values beyond 1e36", lambda X, fitted: np.full((3, fitted.n_components_), 1e37), Raises(ValueError, r"beyond the 1e\+36")),
+    Case("inverse_transform-large", "inverse_transform", "fitted", "codes of 1e37 (transform's codes can exceed the largest input)", lambda X, fitted: np.full((3, fitted.n_components_), 1e37), Works()),
+    Case("inverse_transform-float32-overflow", "inverse_transform", "fitted", "codes beyond float32 (1e39)", lambda X, fitted: np.full((3, fitted.n_components_), 1e39), Raises(ValueError, "overflowed float32 and produced non-finite values")),
     # ------------------------------------------------- score, score_samples
     Case("score-not-fitted", "score", "unfitted", "before fit", lambda X, _: X, NOT_FITTED),
     Case("score-wrong-width", "score", "fitted", "4 columns, fitted on 6", lambda X, _: X[:, :4], WRONG_WIDTH),
