@@ -85,9 +85,12 @@ def _check_float32_range(X, estimator_name):
         )
 
 
-def _dense_rows(X, rows):
-    batch = X[rows]
-    return batch.toarray() if sparse.issparse(batch) else batch
+def _dense_batches(X):
+    """Slices of ``TRANSFORM_BATCH_ROWS`` rows of ``X``, sparse ones densified."""
+    for start in range(0, X.shape[0], TRANSFORM_BATCH_ROWS):
+        rows = slice(start, start + TRANSFORM_BATCH_ROWS)
+        batch = X[rows]
+        yield rows, batch.toarray() if sparse.issparse(batch) else batch
 
 
 class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -186,19 +189,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         batch_size = self._resolve_batch_size(X_fit.shape[0])
 
         mean, spread = _mean_and_spread(X_fit)
-        if 0 < spread < SMALLEST_INPUT_SPREAD:
-            raise ValueError(
-                f"X varies by only {spread:.3g} (root mean feature variance), below the "
-                f"{SMALLEST_INPUT_SPREAD:.0e} that the float32 network of {type(self).__name__} "
-                "resolves. Rescale X, for example with sklearn.preprocessing.StandardScaler."
-            )
-        if 0 < spread * LARGEST_MEAN_TO_SPREAD < np.max(np.abs(mean)):
-            warnings.warn(
-                f"X's mean is up to {np.max(np.abs(mean)) / spread:.3g} times its spread: the "
-                f"float32 network of {type(self).__name__} cannot resolve the data around its "
-                "mean. Centre X first, for example with sklearn.preprocessing.StandardScaler.",
-                UserWarning,
-            )
+        self._check_spread(mean, spread)
         directions = _principal_directions(X_fit, mean, spread, max_components, random_state)
         # Build on the meta device so construction draws nothing from the global RNG.
         with torch.device("meta"):
@@ -237,6 +228,23 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             )
         self._warn_about(result, min_components, max_components, widest=min(X_fit.shape))
         return self
+
+    def _check_spread(self, mean, spread):
+        """Refuse data too narrow for float32; warn when its mean dwarfs its spread."""
+        if 0 < spread < SMALLEST_INPUT_SPREAD:
+            raise ValueError(
+                f"X varies by only {spread:.3g} (root mean feature variance), below the "
+                f"{SMALLEST_INPUT_SPREAD:.0e} that the float32 network of {type(self).__name__} "
+                "resolves. Rescale X, for example with sklearn.preprocessing.StandardScaler."
+            )
+        largest_mean = float(np.max(np.abs(mean)))
+        if spread > 0 and largest_mean > LARGEST_MEAN_TO_SPREAD * spread:
+            warnings.warn(
+                f"X's mean is up to {largest_mean / spread:.3g} times its spread: the float32 "
+                f"network of {type(self).__name__} cannot resolve the data around its mean. "
+                "Centre X first, for example with sklearn.preprocessing.StandardScaler.",
+                UserWarning,
+            )
 
     def _resolve_max_components(self, n_samples, n_features):
         limit = min(n_samples, n_features)
@@ -327,9 +335,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _batches(self, X):
         """Slices of ``TRANSFORM_BATCH_ROWS`` rows, as dense arrays and float32 tensors."""
-        for start in range(0, X.shape[0], TRANSFORM_BATCH_ROWS):
-            rows = slice(start, start + TRANSFORM_BATCH_ROWS)
-            batch = _dense_rows(X, rows)
+        for rows, batch in _dense_batches(X):
             yield rows, batch, _float32_tensor(batch, self.device_)
 
     def _module_on_device(self):
@@ -459,7 +465,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         X = self._validate_for_batches(X, ensure_min_samples=2)
         residual = self._squared_errors(X).sum()
         mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
-        total = sum(np.square(batch - mean).sum() for _, batch, _ in self._batches(X))
+        total = sum(np.square(batch - mean).sum() for _, batch in _dense_batches(X))
         if total == 0:
             return 1.0 if residual == 0 else 0.0
         return float(1 - residual / total)

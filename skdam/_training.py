@@ -107,8 +107,9 @@ def train_gated_autoencoder(
     ``beta`` is frozen for ``warmup_epochs`` so the network learns before any gate
     closes, then it is never allowed below the floor that keeps ``min_open`` gates
     open. Training stops once, for ``n_iter_no_change`` epochs in a row, the open
-    count has not changed and the monitored objective (validation when
-    ``X_validation`` is given, else training) has not improved by ``tol``.
+    count has not changed, ``beta`` has stopped sliding towards the next closure,
+    and the monitored objective (validation when ``X_validation`` is given, else
+    training) has not improved by ``tol``.
 
     A non-finite loss rolls back to the last good epoch and halves the learning
     rates, up to ``max_learning_rate_cuts`` times, then raises
