@@ -7,7 +7,15 @@ DiscriminAtive Masking (DAM, Bu et al., NeurIPS 2021).
 from ._autoencoder import DAMAutoencoder
 from ._embedding import DAMEmbedding
 from ._plot import GateDisplay, ReconstructionDisplay
+from ._training import TrainingDivergedError
 
 __version__ = "0.1.0"
 
-__all__ = ["DAMAutoencoder", "DAMEmbedding", "GateDisplay", "ReconstructionDisplay", "__version__"]
+__all__ = [
+    "DAMAutoencoder",
+    "DAMEmbedding",
+    "GateDisplay",
+    "ReconstructionDisplay",
+    "TrainingDivergedError",
+    "__version__",
+]

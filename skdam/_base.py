@@ -11,6 +11,7 @@ from collections import namedtuple
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sparse
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -20,7 +21,7 @@ from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._progress import epoch_progress
-from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, GateTrainer, train_gated_autoencoder
+from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, GateTrainer, TrainingDivergedError, train_gated_autoencoder
 from .nn import GatedAutoencoder
 
 #: Widest default bottleneck; a user who expects more dimensions sets max_components.
@@ -33,6 +34,23 @@ TRANSFORM_BATCH_ROWS = 8192
 #: Steps per epoch that batch_size="auto" aims at, and its bounds.
 AUTO_STEPS_PER_EPOCH = 50
 AUTO_BATCH_SIZE_BOUNDS = (32, 1024)
+#: The network computes in float32 (largest value 3.4e38). Inputs up to this
+#: magnitude leave room for centring and reconstruction; larger ones are refused.
+LARGEST_INPUT_MAGNITUDE = 1e36
+#: Smallest spread (root mean feature variance) fit accepts. The decoder divides by
+#: the spread, and embeddings, in the units of X, must stay well above float32's
+#: smallest normal number (1.2e-38) to keep their precision.
+SMALLEST_INPUT_SPREAD = 1e-33
+#: float32 resolves about 6e-8 of a value: past this ratio of mean to spread, the
+#: detail of the data around its mean is lost in the network's arithmetic.
+LARGEST_MEAN_TO_SPREAD = 1e6
+#: Dtypes transform reads as they are and converts batch by batch, so that an
+#: integer or boolean X is never copied whole to float64.
+BATCH_CONVERTED_DTYPES = [
+    np.float64, np.float32, np.float16, np.bool_,
+    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+]  # fmt: skip
+
 
 
 #: What the estimator resolved about pruning before training.
@@ -53,7 +71,11 @@ def _move_trainer(trainer, device):
 def _resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        # torch itself would fail later with an AssertionError.
+        raise ValueError(f"device={str(device)!r} was requested but CUDA is not available; use device='cpu' or 'auto'.")
+    return device
 
 
 def _float32_tensor(array, device):
@@ -61,8 +83,33 @@ def _float32_tensor(array, device):
     if not (array.dtype == np.float32 and array.flags.c_contiguous and array.flags.writeable):
         # A copy: float32 for speed, and read-only (memory-mapped) input must not
         # reach torch.from_numpy, which needs writeable memory.
-        array = np.array(array, dtype=np.float32, order="C", copy=True)
+        # Values beyond float32 become inf; the callers refuse them or the non-finite
+        # output they give, with a clearer message than NumPy's overflow warning.
+        with np.errstate(over="ignore"):
+            array = np.array(array, dtype=np.float32, order="C", copy=True)
     return torch.from_numpy(array).to(device)
+
+
+def _check_float32_range(X, estimator_name):
+    """Refuse values too large for the float32 network, which would overflow to inf."""
+    if X.dtype.kind != "f" or X.size == 0:
+        return  # integers and booleans are far inside float32's range
+    # max and min make no temporary copy of X, as np.abs would.
+    largest = max(abs(float(X.max())), abs(float(X.min())))
+    if largest > LARGEST_INPUT_MAGNITUDE:
+        raise ValueError(
+            f"X has values of magnitude up to {largest:.3g}, beyond the {LARGEST_INPUT_MAGNITUDE:.0e} "
+            f"that the float32 network of {estimator_name} handles. Rescale X, for example with "
+            "sklearn.preprocessing.StandardScaler."
+        )
+
+
+def _dense_batches(X):
+    """Slices of ``TRANSFORM_BATCH_ROWS`` rows of ``X``, sparse ones densified."""
+    for start in range(0, X.shape[0], TRANSFORM_BATCH_ROWS):
+        rows = slice(start, start + TRANSFORM_BATCH_ROWS)
+        batch = X[rows]
+        yield rows, batch.toarray() if sparse.issparse(batch) else batch
 
 
 class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -124,7 +171,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def _fit(self, X):
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X = self._validate_for_training(X, reset=True)
         self.__dict__.pop("_trainer", None)  # a new fit forgets any partial_fit state
         random_state = check_random_state(self.random_state)
         generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
@@ -132,10 +179,10 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         if self.early_stopping:
             permuted = random_state.permutation(X.shape[0])
             n_validation = max(1, int(round(self.validation_fraction * X.shape[0])))
-            if n_validation >= X.shape[0] - 1:
+            if n_validation >= X.shape[0]:
                 raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves fewer than 2 of the "
-                    f"{X.shape[0]} rows for training; lower it or pass more rows."
+                    f"validation_fraction={self.validation_fraction} leaves no rows for training "
+                    f"out of {X.shape[0]}; lower it or pass more rows."
                 )
             X_fit, validation_rows = X[np.sort(permuted[n_validation:])], np.sort(permuted[:n_validation])
         module, pruning, directions = self._build_module(X_fit, random_state, generator)
@@ -154,8 +201,45 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module.cpu().eval()
         self._pruning = pruning
         self._finish_fit(module, X_fit, result.history, result.stop_reason, directions)
-        self._warn_about(result.stop_reason, pruning, widest=min(X_fit.shape))
+        if not all(bool(torch.isfinite(tensor).all()) for tensor in module.state_dict().values()):
+            # The trainer rolls back non-finite epochs; this is the last line of defence,
+            # and fit's restore undoes the attributes just set.
+            raise TrainingDivergedError(
+                f"{type(self).__name__} ended training with non-finite weights. Check X for "
+                "extreme values, or lower learning_rate_init."
+            )
+        self._warn_about(result.stop_reason, result.n_learning_rate_cuts, pruning, widest=min(X_fit.shape))
         return self
+
+    def _check_spread(self, mean, spread):
+        """Refuse data too narrow for float32; warn when its mean dwarfs its spread."""
+        if 0 < spread < SMALLEST_INPUT_SPREAD:
+            raise ValueError(
+                f"X varies by only {spread:.3g} (root mean feature variance), below the "
+                f"{SMALLEST_INPUT_SPREAD:.0e} that the float32 network of {type(self).__name__} "
+                "resolves. Rescale X, for example with sklearn.preprocessing.StandardScaler."
+            )
+        largest_mean = float(np.max(np.abs(mean)))
+        if spread > 0 and largest_mean > LARGEST_MEAN_TO_SPREAD * spread:
+            warnings.warn(
+                f"X's mean is up to {largest_mean / spread:.3g} times its spread: the float32 "
+                f"network of {type(self).__name__} cannot resolve the data around its mean. "
+                "Centre X first, for example with sklearn.preprocessing.StandardScaler.",
+                UserWarning,
+            )
+
+    def _validate_for_training(self, X, reset, ensure_min_samples=2):
+        """Dense float X in float32's range, or a clear error."""
+        if sparse.issparse(X):
+            raise TypeError(
+                f"{type(self).__name__} does not fit on sparse input: training holds X as a "
+                "dense float32 array. Call X.toarray() if it fits in memory, or reduce it first "
+                "with sklearn.decomposition.TruncatedSVD. (transform accepts sparse input and "
+                "densifies it batch by batch.)"
+            )
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=ensure_min_samples)
+        _check_float32_range(X, type(self).__name__)
+        return X
 
     def partial_fit(self, X, y=None):
         """Train one epoch on ``X``, keeping the optimiser and gate state across calls.
@@ -193,7 +277,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self._validate_params()
             # Continue from a previous fit, or start afresh.
             fitted = hasattr(self, "module_")
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=not fitted, ensure_min_samples=1 if fitted else 2)
+            X = self._validate_for_training(X, reset=not fitted, ensure_min_samples=1 if fitted else 2)
             random_state = check_random_state(self.random_state)
             generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
             if fitted:
@@ -207,7 +291,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             trainer = GateTrainer(module, **settings)
             trainer.epochs_run = len(history)
         else:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+            X = self._validate_for_training(X, reset=False, ensure_min_samples=1)
             trainer, history, pruning = self._trainer, self._history(), self._pruning
         _move_trainer(trainer, device)
         try:
@@ -243,15 +327,18 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _build_module(self, X_fit, random_state, generator):
         """The network, its normalisation and its SVD warm start, on the CPU."""
+        # The bottleneck is bounded by the rows that train it, not by all of X.
         pruning = self._pruning_plan(*X_fit.shape)
-        mean, scale, directions = _principal_directions(X_fit, pruning.max_components, random_state)
+        mean, spread, directions = _principal_directions(X_fit, pruning.max_components, random_state)
+        self._check_spread(mean, spread)
         # Build on the meta device so construction draws nothing from the global RNG.
         with torch.device("meta"):
             module = GatedAutoencoder(
                 X_fit.shape[1], pruning.max_components, self._hidden_layer_sizes(), self._activation()
             )
         module = module.to_empty(device="cpu").reset_parameters(generator)
-        module.set_normalization(mean, scale)
+        # Constant data has no spread to divide by; any scale reconstructs it.
+        module.set_normalization(mean, spread if spread > 0 else 1.0)
         module.set_linear_path(directions)
         return module, pruning, directions
 
@@ -301,7 +388,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.n_iter_ = len(history)
         self.stop_reason_ = stop_reason
 
-    def _warn_about(self, stop_reason, pruning, widest):
+    def _warn_about(self, stop_reason, n_learning_rate_cuts, pruning, widest):
         min_components, max_components = pruning.min_components, pruning.max_components
         if stop_reason == STOP_MAX_ITER:
             warnings.warn(
@@ -310,9 +397,18 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 ConvergenceWarning,
             )
         elif stop_reason == STOP_INTERRUPTED:
+            kept = "best validated" if self.early_stopping else "last completed"
             warnings.warn(
                 f"Training of {type(self).__name__} was interrupted after {self.n_iter_} "
-                "epochs; the estimator keeps the last completed epoch.",
+                f"epochs; the estimator keeps the {kept} epoch.",
+                ConvergenceWarning,
+            )
+        if n_learning_rate_cuts:
+            warnings.warn(
+                f"The training loss of {type(self).__name__} became non-finite; training "
+                f"rolled back and halved the learning rate {n_learning_rate_cuts} "
+                f"time(s), to {self.learning_rate_init / 2**n_learning_rate_cuts:.3g}. "
+                "Lower learning_rate_init, or rescale X.",
                 ConvergenceWarning,
             )
         if self.n_components == "auto" and self.n_components_ == min_components and max_components > min_components:
@@ -332,13 +428,39 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     # ------------------------------------------------------------ transform
 
+    def _validate_for_batches(self, X, **check_params):
+        """Check X for the batched methods without copying it whole.
+
+        Float, integer and boolean arrays and sparse matrices pass as they are and are
+        converted to float32 batch by batch, so memory stays bounded by the output.
+        """
+        X = validate_data(self, X, dtype=BATCH_CONVERTED_DTYPES, accept_sparse="csr", reset=False, **check_params)
+        _check_float32_range(X, type(self).__name__)
+        return X
+
     def _batches(self, X):
-        for start in range(0, X.shape[0], TRANSFORM_BATCH_ROWS):
-            yield slice(start, start + TRANSFORM_BATCH_ROWS), _float32_tensor(X[start : start + TRANSFORM_BATCH_ROWS], self.device_)
+        """Slices of ``TRANSFORM_BATCH_ROWS`` rows, as dense arrays and float32 tensors."""
+        for rows, batch in _dense_batches(X):
+            yield rows, batch, _float32_tensor(batch, self.device_)
 
     def _module_on_device(self):
         # module_ stays on the CPU (pickle, clone); a copy is moved for the work.
         return self.module_ if self.device_.type == "cpu" else self.module_.to(self.device_)
+
+    def _finite(self, tensor, method):
+        """``tensor`` as a NumPy array, refused if float32 overflowed on the way."""
+        array = tensor.cpu().numpy()
+        if not np.isfinite(array).all():
+            raise ValueError(
+                f"{type(self).__name__}.{method} overflowed float32 and produced non-finite "
+                "values: X lies too far outside the range of the training data."
+            )
+        return array
+
+    @staticmethod
+    def _output_dtype(X):
+        # preserves_dtype: float64 and float32 stay; anything else comes out as float64.
+        return X.dtype if X.dtype in (np.float64, np.float32) else np.float64
 
     @torch.no_grad()
     def transform(self, X):
@@ -346,22 +468,23 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data in the units of the training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in the units of the training data. Sparse input is densified batch
+            by batch.
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components)
-            The gated code of the ``n_components_`` open units, most preferred unit
-            first; same float dtype as ``X``.
+        X_new : ndarray of shape (n_samples, n_components_)
+            The gated code of the open units, most preferred unit first; same float
+            dtype as ``X`` (float64 for any other dtype).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validate_for_batches(X)
         module = self._module_on_device()
         open_units = torch.as_tensor(self.open_units_, device=self.device_)
-        embedding = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
-        for rows, batch in self._batches(X):
-            embedding[rows] = module.encode(batch)[:, open_units].cpu().numpy()
+        embedding = np.empty((X.shape[0], self.n_components_), dtype=self._output_dtype(X))
+        for rows, _, batch in self._batches(X):
+            embedding[rows] = self._finite(module.encode(batch)[:, open_units], "transform")
         return embedding
 
     @torch.no_grad()
@@ -370,60 +493,69 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
-            An embedding with ``n_components_`` columns, as returned by
-            :meth:`transform`.
+        X : {array-like, sparse matrix} of shape (n_samples, n_components_)
+            An embedding, as returned by :meth:`transform`.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features)
-            The decoder's reconstruction; same float dtype as ``X``.
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            The decoder's reconstruction; same float dtype as ``X`` (float64 for any
+            other dtype).
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        X = check_array(X, dtype=BATCH_CONVERTED_DTYPES, accept_sparse="csr", input_name="X")
         if X.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_components_} features (its n_components_) as input to inverse_transform."
             )
+        # No magnitude limit here: DAMEmbedding's codes are projections in the units
+        # of X and may exceed its largest value by up to sqrt(n_features). Codes
+        # beyond float32 overflow, and _finite reports it.
         module = self._module_on_device()
         open_units = torch.as_tensor(self.open_units_, device=self.device_)
-        reconstruction = np.empty((X.shape[0], self.n_features_in_), dtype=X.dtype)
-        for rows, batch in self._batches(X):
+        reconstruction = np.empty((X.shape[0], self.n_features_in_), dtype=self._output_dtype(X))
+        for rows, _, batch in self._batches(X):
             code = torch.zeros(batch.shape[0], self.max_components_, device=self.device_)
             code[:, open_units] = batch
-            reconstruction[rows] = module.decode(code).cpu().numpy()
+            reconstruction[rows] = self._finite(module.decode(code), "inverse_transform")
         return reconstruction
 
-    def _reconstruct(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return X, self.inverse_transform(self.transform(X))
+    @torch.no_grad()
+    def _squared_errors(self, X):
+        """Squared reconstruction error of each row of validated ``X``, batch by batch.
+
+        Closed gates pass exactly zero, so decoding the full code equals
+        ``inverse_transform(transform(X))``.
+        """
+        module = self._module_on_device()
+        errors = np.empty(X.shape[0], dtype=np.float64)
+        for rows, batch, tensor in self._batches(X):
+            reconstruction = self._finite(module.decode(module.encode(tensor)), "score")
+            errors[rows] = np.square(batch - reconstruction.astype(self._output_dtype(X)), dtype=np.float64).sum(axis=1)
+        return errors
 
     def score_samples(self, X):
-        """Compute the negative squared reconstruction error of each row.
+        """Minus the squared reconstruction error of each row (higher is better).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data in the units of the training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus the sum of squared differences between each row and its
-            reconstruction; higher is better, 0 is perfect.
         """
-        X, reconstruction = self._reconstruct(X)
-        return -np.square(X - reconstruction, dtype=np.float64).sum(axis=1)
+        check_is_fitted(self)
+        return -self._squared_errors(self._validate_for_batches(X))
 
     def score(self, X, y=None):
         """Reconstruction R^2, ``1 - SSE / SST``, over all entries of ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data in the units of the training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            At least two rows: R^2 compares with the column means of ``X``.
         y : None
             Ignored.
 
@@ -431,12 +563,16 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         -------
         score : float
             1 is a perfect reconstruction, 0 is no better than ``X``'s column means.
+            For constant ``X`` it is 1 when the reconstruction is exact and 0
+            otherwise, as ``sklearn.metrics.r2_score`` does.
         """
-        X, reconstruction = self._reconstruct(X)
-        residual = np.square(X - reconstruction, dtype=np.float64).sum()
-        total = np.square(X - X.mean(axis=0), dtype=np.float64).sum()
+        check_is_fitted(self)
+        X = self._validate_for_batches(X, ensure_min_samples=2)
+        residual = self._squared_errors(X).sum()
+        mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
+        total = sum(np.square(batch - mean).sum() for _, batch in _dense_batches(X))
         if total == 0:
-            return 1.0 if residual == 0 else -np.inf
+            return 1.0 if residual == 0 else 0.0
         return float(1 - residual / total)
 
     # ---------------------------------------------------------- persistence
@@ -487,35 +623,41 @@ SVD_SAMPLE_ROWS = 20000
 
 
 def _principal_directions(X, n_directions, random_state):
-    """Mean, global scale and top ``n_directions`` principal axes of ``X``.
+    """Mean, spread and top ``n_directions`` principal axes of ``X``.
 
-    The scale is the root mean feature variance, so that in normalised units the
-    mean squared error is the unexplained share of the variance. Moments are summed
-    chunk by chunk in float64, so the extra memory is ``O(n_features**2)``, not a
-    copy of ``X``; the axes are then the exact top eigenvectors of the covariance.
-    With more than ``COVARIANCE_MAX_FEATURES`` features, a randomized SVD of at most
-    ``SVD_SAMPLE_ROWS`` sampled rows gives them instead.
+    The spread, the root mean feature variance, is the global scale of the
+    normalisation: in normalised units the mean squared error is the unexplained
+    share of the variance. It is 0 for constant ``X``, including deviations within
+    float64's rounding of the mean.
+
+    Moments are summed chunk by chunk in float64, so the extra memory is
+    ``O(n_features**2)``, not a copy of ``X``, and the axes are the exact top
+    eigenvectors of the covariance. With more than ``COVARIANCE_MAX_FEATURES``
+    features, a randomized SVD of at most ``SVD_SAMPLE_ROWS`` sampled rows gives
+    them instead.
     """
     n_samples, n_features = X.shape
-    mean = np.zeros(n_features)
-    for start in range(0, n_samples, MOMENT_CHUNK_ROWS):
-        mean += X[start : start + MOMENT_CHUNK_ROWS].sum(axis=0, dtype=np.float64)
-    mean /= n_samples
+    chunks = [slice(start, start + MOMENT_CHUNK_ROWS) for start in range(0, n_samples, MOMENT_CHUNK_ROWS)]
+    mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in chunks) / n_samples
+    largest_deviation = max(float(np.max(np.abs(X[rows] - mean))) for rows in chunks)
+    if largest_deviation <= 4 * np.finfo(np.float64).eps * float(np.max(np.abs(mean))):
+        return mean, 0.0, np.eye(n_features)[:n_directions]
     if n_features <= COVARIANCE_MAX_FEATURES:
+        # Divided by the largest deviation before squaring, so that subnormal data
+        # does not underflow to a spread of zero (and is refused as too narrow).
         scatter = np.zeros((n_features, n_features))
-        for start in range(0, n_samples, MOMENT_CHUNK_ROWS):
-            centred = X[start : start + MOMENT_CHUNK_ROWS] - mean  # float64
+        for rows in chunks:
+            centred = (X[rows] - mean) / largest_deviation  # float64
             scatter += centred.T @ centred
-        mean_variance = float(np.trace(scatter)) / (n_samples * n_features)
-        eigenvalues, eigenvectors = np.linalg.eigh(scatter)
+        spread = largest_deviation * float(np.sqrt(np.trace(scatter) / (n_samples * n_features)))
+        _, eigenvectors = np.linalg.eigh(scatter)
         directions = eigenvectors[:, ::-1][:, :n_directions].T
     else:
-        rows = np.sort(random_state.choice(n_samples, min(n_samples, SVD_SAMPLE_ROWS), replace=False))
-        centred = X[rows] - mean
-        mean_variance = float(np.mean(np.square(centred)))
+        sample = np.sort(random_state.choice(n_samples, min(n_samples, SVD_SAMPLE_ROWS), replace=False))
+        centred = (X[sample] - mean) / largest_deviation
+        spread = largest_deviation * float(np.sqrt(np.mean(np.square(centred))))
         _, _, directions = randomized_svd(centred, n_directions, random_state=random_state)
-    scale = np.sqrt(mean_variance) if mean_variance > 0 and np.isfinite(mean_variance) else 1.0
-    return mean, scale, directions.copy()  # a fresh array: eigh's reversed view has negative strides
+    return mean, spread, directions.copy()  # a fresh array: eigh's reversed view has negative strides
 
 
 def _tensors_to_arrays(value):

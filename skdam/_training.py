@@ -16,8 +16,12 @@ STOP_MAX_ITER = "max_iter"
 STOP_INTERRUPTED = "interrupted"
 
 
-class TrainingDivergedError(FloatingPointError):
-    """The loss stayed non-finite even after the learning rate was lowered."""
+class TrainingDivergedError(ValueError, FloatingPointError):
+    """The loss stayed non-finite even after the learning rate was lowered.
+
+    A ``ValueError``, as scikit-learn's ``MLPRegressor`` raises for non-finite
+    weights, so that code catching bad-input errors catches this one too.
+    """
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ def _snapshot(module):
 
 
 @torch.no_grad()
+def _parameters_are_finite(module):
+    return all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters())
+
+
+@torch.no_grad()
 def reconstruction_error(module, X, batch_size):
     """Mean squared error in normalised units over ``X``, computed in batches."""
     total = torch.zeros((), dtype=torch.float64, device=X.device)
@@ -74,8 +83,9 @@ class GateTrainer:
     remain. A learned ``beta`` can stall one gate short, where the decoder's growing
     weights make up for a nearly closed gate; a schedule cannot.
 
-    A non-finite loss rolls back to the last good epoch and halves the learning
-    rates, up to ``max_learning_rate_cuts`` times; then :meth:`run_epoch` raises
+    A non-finite loss, or an epoch that ends with non-finite weights, rolls back to
+    the last good epoch and halves the learning rates, up to
+    ``max_learning_rate_cuts`` times; then :meth:`run_epoch` raises
     :class:`TrainingDivergedError` with the module at its last good state.
     """
 
@@ -159,7 +169,9 @@ class GateTrainer:
                 gate.beta.clamp_(min=self.beta_floor)
             error_sum += error.detach().double() * batch.shape[0]
         gate.beta.requires_grad_(True)
-        return error_sum
+        # A finite loss can still take a step to non-finite weights; such an epoch
+        # must never become the state that later rollbacks return to.
+        return error_sum if _parameters_are_finite(module) else None
 
     def run_epoch(self, X_train, X_validation=None):
         """Train one epoch on ``X_train`` and return its :class:`EpochRecord`."""
@@ -172,8 +184,9 @@ class GateTrainer:
                 module.eval()
                 raise TrainingDivergedError(
                     "The training loss became non-finite and stayed so after "
-                    f"{self.max_learning_rate_cuts} halvings of the learning rate. Check "
-                    "the data for extreme values, or lower learning_rate_init."
+                    f"{self.max_learning_rate_cuts} halvings of the learning rate (down to "
+                    f"{self.learning_rate:.3g}). Check the data for extreme values, or lower "
+                    "learning_rate_init."
                 )
             # Roll back to the last good epoch and try again, more gently.
             self.n_learning_rate_cuts += 1
@@ -230,9 +243,12 @@ class SettlingMonitor:
     """Tells when the gates and the objective have settled.
 
     Settled means: for ``n_iter_no_change`` epochs in a row, the open count has not
-    changed and the objective has not improved by ``tol``. The objective uses the
-    soft open count, which moves with ``beta``, so a gate still drifting shut counts
-    as progress and training does not stop one closure early.
+    changed, ``beta`` has stopped sliding towards the next closure, and the
+    objective has not improved by ``tol``. The objective uses the soft open count,
+    which moves with ``beta``, so a gate still drifting shut counts as progress.
+    The slide is checked on its own too: unopposed, Adam moves ``beta`` by about its
+    step size per batch, and with few batches an epoch (or a tiny ``alpha``) the
+    count can stay put for several epochs before the next gate closes.
     """
 
     def __init__(self, tol, n_iter_no_change):
@@ -243,7 +259,7 @@ class SettlingMonitor:
         self.epochs_with_same_count = 0
         self.previous_open = None
 
-    def update(self, objective, n_open):
+    def update(self, objective, n_open, beta_sliding):
         """Record one epoch; return True when it improved on the best objective."""
         improved = objective < self.best_objective - self.tol
         if improved:
@@ -251,7 +267,7 @@ class SettlingMonitor:
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
-        same = n_open == self.previous_open
+        same = n_open == self.previous_open and not beta_sliding
         self.epochs_with_same_count = self.epochs_with_same_count + 1 if same else 0
         self.previous_open = n_open
         return improved
@@ -286,8 +302,9 @@ def train_gated_autoencoder(
     See :class:`GateTrainer` for the objective and the recovery from a non-finite
     loss, and :class:`SettlingMonitor` for the stopping rule, which watches the
     validation objective when ``X_validation`` is given, else the training one.
-    ``KeyboardInterrupt`` ends training early with the last completed epoch and
-    ``stop_reason == "interrupted"``.
+    ``KeyboardInterrupt`` ends training early with ``stop_reason == "interrupted"``
+    and the state training would have returned at that point: the last completed
+    epoch, or with ``X_validation`` the best validated one.
 
     Returns
     -------
@@ -310,26 +327,32 @@ def train_gated_autoencoder(
     )
     monitor = SettlingMonitor(tol, n_iter_no_change)
     result = TrainingResult(state=trainer.last_good_state)
+    steps_per_epoch = math.ceil(X_train.shape[0] / batch_size)
+    previous_beta = float(module.gate.beta.detach())
     try:
         while trainer.epochs_run < max_epochs:
             record = trainer.run_epoch(X_train, X_validation)
             result.history.append(record)
             if on_epoch_end is not None:
                 on_epoch_end(record)
+            beta_slide, previous_beta = previous_beta - record.beta, record.beta
             if record.epoch < warmup_epochs:
                 continue
             monitored = record.validation_error if X_validation is not None else record.reconstruction_error
             # Unclamped, the count falls while beta approaches the first gate, so
             # training cannot look settled before any gate has had a chance to close.
             objective = monitored + alpha * trainer.soft_open_count(clamp=False)
-            if monitor.update(objective, record.n_open) and X_validation is not None:
+            sliding = beta_slide > 0.5 * trainer.gate_learning_rate * steps_per_epoch
+            if monitor.update(objective, record.n_open, sliding) and X_validation is not None:
                 result.state = trainer.last_good_state
             if monitor.settled:
                 result.stop_reason = STOP_CONVERGED
                 break
     except KeyboardInterrupt:
         result.stop_reason = STOP_INTERRUPTED
-    if X_validation is None or result.stop_reason == STOP_INTERRUPTED:
+    # With validation rows the best validated state is kept, interrupted or not, as
+    # MLPRegressor does; before the first pruning epoch there is no best yet.
+    if X_validation is None or monitor.best_objective == math.inf:
         result.state = trainer.last_good_state
     result.n_learning_rate_cuts = trainer.n_learning_rate_cuts
     module.load_state_dict(result.state)
