@@ -474,7 +474,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : ndarray of shape (n_samples, n_components)
             The gated code of the open units, most preferred unit first; same float
             dtype as ``X`` (float64 for any other dtype).
         """
@@ -493,12 +493,12 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_components_)
+        X : {array-like, sparse matrix} of shape (n_samples, n_components)
             An embedding, as returned by :meth:`transform`.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features)
             The decoder's reconstruction; same float dtype as ``X`` (float64 for any
             other dtype).
         """
@@ -536,15 +536,18 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return errors
 
     def score_samples(self, X):
-        """Minus the squared reconstruction error of each row (higher is better).
+        """Compute the negative squared reconstruction error of each row.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in the units of the training data.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,)
+            Minus the sum of squared differences between each row and its
+            reconstruction; higher is better, 0 is perfect.
         """
         check_is_fitted(self)
         return -self._squared_errors(self._validate_for_batches(X))
