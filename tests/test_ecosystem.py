@@ -161,3 +161,19 @@ def test_grid_search_on_a_local_dask_cluster(low_rank_data):
     # alpha=0.5 keeps one dimension of four: a visibly worse reconstruction.
     assert search.cv_results_["mean_test_score"][2] < search.cv_results_["mean_test_score"][0]
     assert search.best_estimator_.n_components_ == 4
+
+
+# ------------------------------------------------------------------ GPU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_cuda_fit_matches_the_contract(Estimator, low_rank_data):
+    estimator = Estimator(**SMALL[Estimator], device="cuda").fit(low_rank_data)
+    assert estimator.device_.type == "cuda"
+    assert next(estimator.module_.parameters()).device.type == "cpu"  # lives on the CPU
+    assert estimator.n_components_ == 4
+    embedding = estimator.transform(low_rank_data)
+    assert isinstance(embedding, np.ndarray) and np.isfinite(embedding).all()
+    restored = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_allclose(restored.transform(low_rank_data), embedding, rtol=1e-4, atol=1e-5)
