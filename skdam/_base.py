@@ -7,6 +7,7 @@ feature names live here once.
 """
 
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,12 +35,45 @@ TRANSFORM_BATCH_ROWS = 8192
 #: Steps per epoch that batch_size="auto" aims at, and its bounds.
 AUTO_STEPS_PER_EPOCH = 50
 AUTO_BATCH_SIZE_BOUNDS = (32, 1024)
+#: Rows per block when statistics of X are accumulated in float64.
+STATISTICS_CHUNK_ROWS = 8192
+#: Widest input whose principal axes come from its covariance matrix (as PCA's
+#: "covariance_eigh" solver) when there are at least 10 rows per feature.
+COVARIANCE_MAX_FEATURES = 1000
+#: Multiply-adds per training step (batch rows x parameters) below which training on
+#: the CPU runs on one intra-op thread. A small step is a few dozen tiny kernels:
+#: splitting each across threads costs more than it saves, and on a busy machine every
+#: kernel waits for a descheduled thread (measured 20 to 100 times slower with 2
+#: threads than with 1 on a loaded 2-core machine; see docs/benchmarks.md).
+SINGLE_THREAD_MAX_WORK = 2**26
 
 
 def _resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _training_threads(module, batch_size, device):
+    """Intra-op threads for training: 1 for small steps on the CPU, else torch's own."""
+    if device.type != "cpu":
+        return None
+    work = batch_size * sum(parameter.numel() for parameter in module.parameters())
+    return 1 if work < SINGLE_THREAD_MAX_WORK else None
+
+
+@contextmanager
+def _intra_op_threads(n_threads):
+    """Run the block with ``n_threads`` torch threads (None: unchanged), then restore."""
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads >= previous:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _float32_tensor(array, device):
@@ -130,7 +164,8 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if n_validation >= n_samples:
                 raise ValueError("validation_fraction leaves no rows for training.")
             train_rows, validation_rows = np.sort(permuted[n_validation:]), np.sort(permuted[:n_validation])
-        X_fit = X[train_rows]
+        # Without a validation split, X itself: a copy would double the memory of fit.
+        X_fit = X if validation_rows is None else X[train_rows]
         batch_size = self._resolve_batch_size(X_fit.shape[0])
 
         mean, scale, directions = _principal_directions(X_fit, max_components, random_state)
@@ -142,23 +177,24 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module.set_linear_path(directions)
         module.to(device)
 
-        result = train_gated_autoencoder(
-            module,
-            _float32_tensor(X_fit, device),
-            X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
-            alpha=alpha,
-            max_epochs=self.max_iter,
-            batch_size=batch_size,
-            learning_rate=self.learning_rate_init,
-            gate_learning_rate=GATE_LEARNING_RATE,
-            weight_decay=0.0,
-            warmup_epochs=self._warmup_epochs(),
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            min_open=min_components,
-            generator=generator,
-            on_epoch_end=self._print_epoch if self.verbose else None,
-        )
+        with _intra_op_threads(_training_threads(module, batch_size, device)):
+            result = train_gated_autoencoder(
+                module,
+                _float32_tensor(X_fit, device),
+                X_validation=None if validation_rows is None else _float32_tensor(X[validation_rows], device),
+                alpha=alpha,
+                max_epochs=self.max_iter,
+                batch_size=batch_size,
+                learning_rate=self.learning_rate_init,
+                gate_learning_rate=GATE_LEARNING_RATE,
+                weight_decay=0.0,
+                warmup_epochs=self._warmup_epochs(),
+                tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                min_open=min_components,
+                generator=generator,
+                on_epoch_end=self._print_epoch if self.verbose else None,
+            )
         module.cpu().eval()
         self._finish_fit(module, X_fit, result, directions)
         self._warn_about(result, min_components, max_components, widest=min(X_fit.shape))
@@ -344,13 +380,36 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return tags
 
 
+def _centred_chunks(X, mean, chunk_rows=STATISTICS_CHUNK_ROWS):
+    """``X - mean`` in float64, a block of rows at a time: bounded extra memory."""
+    for start in range(0, X.shape[0], chunk_rows):
+        yield X[start : start + chunk_rows].astype(np.float64) - mean
+
+
 def _principal_directions(X, n_directions, random_state):
     """Mean, global scale and top ``n_directions`` principal axes of ``X``.
 
     The scale is the root mean feature variance, so that in normalised units the
     mean squared error is the unexplained share of the variance.
+
+    With many more rows than features, the axes are the eigenvectors of the
+    covariance matrix accumulated in float64 over blocks of rows (what PCA's
+    ``svd_solver="covariance_eigh"`` does in that regime): memory ``O(d^2)`` instead
+    of a float64 copy of ``X``, and time linear in the rows.
     """
+    n_samples, n_features = X.shape
     mean = X.mean(axis=0, dtype=np.float64)
+    if n_features <= COVARIANCE_MAX_FEATURES and n_samples >= 10 * n_features:
+        covariance = np.zeros((n_features, n_features))
+        for chunk in _centred_chunks(X, mean):
+            covariance += chunk.T @ chunk
+        covariance /= n_samples
+        mean_variance = float(np.trace(covariance)) / n_features
+        _, eigenvectors = np.linalg.eigh(covariance)
+        # eigh sorts the eigenvalues in ascending order: the strongest axes come last.
+        directions = eigenvectors[:, ::-1][:, :n_directions].T
+        scale = np.sqrt(mean_variance) if mean_variance > 0 and np.isfinite(mean_variance) else 1.0
+        return mean, scale, directions.copy()
     centred = (X - mean).astype(np.float64, copy=False)
     mean_variance = float(np.mean(np.square(centred).mean(axis=0)))
     scale = np.sqrt(mean_variance) if mean_variance > 0 and np.isfinite(mean_variance) else 1.0

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ._base import _BaseDAM
+from ._base import _BaseDAM, _centred_chunks
 
 
 class DAMEmbedding(_BaseDAM):
@@ -168,9 +168,21 @@ class DAMEmbedding(_BaseDAM):
         scale = float(module.input_scale)
         self.mean_ = module.input_mean.numpy().astype(np.float64)
         self.components_ = (module.decoder_linear.weight.detach()[:, self.open_units_].T * scale).numpy().astype(np.float64)
-        centred = X_fit - self.mean_
-        total_variance = centred.var(axis=0, ddof=1).sum()
-        self.explained_variance_ = (centred @ self.components_.T).var(axis=0, ddof=1)
+        # Variances with ddof=1, accumulated over blocks of rows: no copy of X_fit.
+        n_samples = X_fit.shape[0]
+        # Sums of the deviations as well, so the variances stay exact though mean_
+        # went through float32.
+        feature_sum, feature_square = np.zeros(self.n_features_in_), np.zeros(self.n_features_in_)
+        projection_sum, projection_square = np.zeros(self.n_components_), np.zeros(self.n_components_)
+        for centred in _centred_chunks(X_fit, self.mean_):
+            projection = centred @ self.components_.T
+            feature_sum += centred.sum(axis=0)
+            feature_square += np.square(centred).sum(axis=0)
+            projection_sum += projection.sum(axis=0)
+            projection_square += np.square(projection).sum(axis=0)
+        denominator = max(n_samples - 1, 1)
+        total_variance = float((feature_square - feature_sum**2 / n_samples).sum()) / denominator
+        self.explained_variance_ = (projection_square - projection_sum**2 / n_samples) / denominator
         self.explained_variance_ratio_ = self.explained_variance_ / total_variance if total_variance > 0 else np.zeros(self.n_components_)
 
 
