@@ -43,11 +43,11 @@ class DAMAutoencoder(_BaseDAM):
         ``[32, 1024]`` rows.
     learning_rate_init : float, default=1e-3
         Adam step size of the weights.
-    tol : float, default=1e-3
+    tol : float, default=1e-2
         Improvement of the objective below which an epoch counts as no improvement.
-    n_iter_no_change : int, default=5
-        Training stops once the open gates and the objective have settled for this
-        many epochs in a row.
+    n_iter_no_change : int, default=3
+        Training stops once the open gates, the gate's ``beta`` and the objective
+        have settled for this many epochs in a row.
     early_stopping : bool, default=False
         Monitor a held-out ``validation_fraction`` of the rows and keep the best state.
     validation_fraction : float, default=0.1
@@ -133,8 +133,8 @@ class DAMAutoencoder(_BaseDAM):
         max_iter=200,
         batch_size="auto",
         learning_rate_init=1e-3,
-        tol=1e-3,
-        n_iter_no_change=5,
+        tol=1e-2,
+        n_iter_no_change=3,
         early_stopping=False,
         validation_fraction=0.1,
         random_state=None,

@@ -41,12 +41,13 @@ class DAMEmbedding(_BaseDAM):
     learning_rate_init : float, default=1e-2
         Adam step size of the weights (the paper's for its linear experiment); the
         gate has its own fixed pace.
-    tol : float, default=1e-3
+    tol : float, default=1e-2
         Improvement of the objective (in shares of the variance) below which an
         epoch counts as no improvement.
-    n_iter_no_change : int, default=5
-        Training stops once the number of open gates has not changed and the
-        objective has not improved by ``tol`` for this many epochs in a row.
+    n_iter_no_change : int, default=3
+        Training stops once, for this many epochs in a row, the number of open
+        gates has not changed, the objective has not improved by ``tol`` and the
+        gate's ``beta`` has stopped drifting.
     early_stopping : bool, default=False
         Monitor the objective on a held-out ``validation_fraction`` of the rows,
         and keep the state with the best one.
@@ -137,8 +138,8 @@ class DAMEmbedding(_BaseDAM):
         max_iter=200,
         batch_size="auto",
         learning_rate_init=1e-2,
-        tol=1e-3,
-        n_iter_no_change=5,
+        tol=1e-2,
+        n_iter_no_change=3,
         early_stopping=False,
         validation_fraction=0.1,
         random_state=None,

@@ -15,6 +15,13 @@ STOP_CONVERGED = "converged"
 STOP_MAX_ITER = "max_iter"
 STOP_INTERRUPTED = "interrupted"
 
+#: The gates count as settled once, over the last ``n_iter_no_change`` epochs, beta
+#: has moved less than this share of what Adam would move it at full pace (about
+#: its learning rate per step). It keeps training going while gates are still
+#: drifting shut more slowly than one per ``n_iter_no_change`` epochs (few steps per
+#: epoch, or a narrow bottleneck whose units are far apart), whatever ``tol`` is.
+GATE_SETTLED_SHARE_OF_PACE = 0.25
+
 
 class TrainingDivergedError(FloatingPointError):
     """The loss stayed non-finite even after the learning rate was lowered."""
@@ -99,7 +106,9 @@ def train_gated_autoencoder(
     closes, then it is never allowed below the floor that keeps ``min_open`` gates
     open. Training stops once, for ``n_iter_no_change`` epochs in a row, the open
     count has not changed and the monitored objective (validation when
-    ``X_validation`` is given, else training) has not improved by ``tol``.
+    ``X_validation`` is given, else training) has not improved by ``tol``, and
+    over those epochs ``beta`` has moved less than a quarter of its full pace
+    (``GATE_SETTLED_SHARE_OF_PACE``).
 
     A non-finite loss rolls back to the last good epoch and halves the learning
     rates, up to ``max_learning_rate_cuts`` times, then raises
@@ -122,6 +131,8 @@ def train_gated_autoencoder(
     epochs_without_improvement = 0
     epochs_with_same_count = 0
     previous_open = gate.n_open()
+    steps_per_epoch = math.ceil(n_samples / batch_size)
+    pruning_betas = []
     epoch = 0
     module.train()
     try:
@@ -198,7 +209,13 @@ def train_gated_autoencoder(
                 epochs_without_improvement += 1
             epochs_with_same_count = epochs_with_same_count + 1 if n_open == previous_open else 0
             previous_open = n_open
-            if min(epochs_without_improvement, epochs_with_same_count) >= n_iter_no_change:
+            pruning_betas.append(record.beta)
+            gates_settled = (
+                len(pruning_betas) > n_iter_no_change
+                and abs(pruning_betas[-1] - pruning_betas[-1 - n_iter_no_change])
+                < GATE_SETTLED_SHARE_OF_PACE * n_iter_no_change * steps_per_epoch * gate_learning_rate
+            )
+            if min(epochs_without_improvement, epochs_with_same_count) >= n_iter_no_change and gates_settled:
                 result.stop_reason = STOP_CONVERGED
                 break
     except KeyboardInterrupt:
