@@ -5,8 +5,12 @@ from ._base import _BaseDAM
 from numbers import Integral
 from sklearn.utils._param_validation import Interval, StrOptions
 
-#: Epochs with beta frozen before pruning starts, so the perceptron can learn first.
-AUTOENCODER_WARMUP_EPOCHS = 2
+#: Epochs with beta frozen before pruning starts. None are needed: beta starts at 1
+#: and no gate closes before it has crossed 0, which takes 1 / GATE_LEARNING_RATE
+#: steps (50, one epoch with the automatic batch size) of training for the
+#: perceptron first. Two frozen epochs changed neither the dimensions found nor the
+#: test error on the paper's data and Fashion-MNIST; they cost 20 % of the fit.
+AUTOENCODER_WARMUP_EPOCHS = 0
 
 
 class DAMAutoencoder(_BaseDAM):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import _BaseDAM, _centred_chunks
 
@@ -160,6 +161,33 @@ class DAMEmbedding(_BaseDAM):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+
+    def transform(self, X):
+        """Project ``X`` on the discovered components, as PCA does.
+
+        Once fitted, the gated linear encoder is exactly ``x -> components_ @ (x -
+        mean_)`` (see ``_put_principal_axes_on_open_units``); computing it in NumPy
+        directly skips the full-width encoder and the closed units, and runs at
+        PCA's speed.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in the units of the training data.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components_)
+            Coordinates along ``components_``, strongest first; same float dtype as
+            ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        components = self.components_.T.astype(X.dtype, copy=False)
+        # As PCA.transform: project, then subtract the projected mean (no centred copy of X).
+        embedding = X @ components
+        embedding -= self.mean_.astype(X.dtype, copy=False) @ components
+        return embedding
 
     def _finish_fit(self, module, X_fit, result, principal_directions):
         _put_principal_axes_on_open_units(module, principal_directions)
