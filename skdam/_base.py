@@ -35,8 +35,8 @@ TRANSFORM_BATCH_ROWS = 8192
 #: Steps per epoch that batch_size="auto" aims at, and its bounds.
 AUTO_STEPS_PER_EPOCH = 50
 AUTO_BATCH_SIZE_BOUNDS = (32, 1024)
-#: Rows per block when statistics of X are accumulated in float64.
-STATISTICS_CHUNK_ROWS = 8192
+#: Entries per block (1 MiB in float64) when statistics of X are accumulated in float64.
+STATISTICS_CHUNK_ENTRIES = 2**17
 #: Widest input whose principal axes come from its covariance matrix (as PCA's
 #: "covariance_eigh" solver) when there are at least 10 rows per feature.
 COVARIANCE_MAX_FEATURES = 1000
@@ -380,8 +380,9 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return tags
 
 
-def _centred_chunks(X, mean, chunk_rows=STATISTICS_CHUNK_ROWS):
+def _centred_chunks(X, mean):
     """``X - mean`` in float64, a block of rows at a time: bounded extra memory."""
+    chunk_rows = max(1, STATISTICS_CHUNK_ENTRIES // max(X.shape[1], 1))
     for start in range(0, X.shape[0], chunk_rows):
         yield X[start : start + chunk_rows].astype(np.float64) - mean
 
