@@ -6,8 +6,10 @@ attributes ending in ``_``. ``transform``, ``inverse_transform``, ``score`` and 
 feature names live here once.
 """
 
+import copy
 import warnings
 from collections import namedtuple
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -34,6 +36,12 @@ TRANSFORM_BATCH_ROWS = 8192
 #: Steps per epoch that batch_size="auto" aims at, and its bounds.
 AUTO_STEPS_PER_EPOCH = 50
 AUTO_BATCH_SIZE_BOUNDS = (32, 1024)
+#: Multiply-adds per training step (batch rows x parameters) below which training on
+#: the CPU runs on one intra-op thread. A small step is a few dozen tiny kernels:
+#: splitting each across threads costs more than it saves, and on a busy machine every
+#: kernel waits for a descheduled thread (measured 20 to 100 times slower with 2
+#: threads than with 1 on a loaded 2-core machine; see docs/benchmarks.md).
+SINGLE_THREAD_MAX_WORK = 2**26
 #: The network computes in float32 (largest value 3.4e38). Inputs up to this
 #: magnitude leave room for centring and reconstruction; larger ones are refused.
 LARGEST_INPUT_MAGNITUDE = 1e36
@@ -76,6 +84,28 @@ def _resolve_device(device):
         # torch itself would fail later with an AssertionError.
         raise ValueError(f"device={str(device)!r} was requested but CUDA is not available; use device='cpu' or 'auto'.")
     return device
+
+
+def _training_threads(module, batch_size, device):
+    """Intra-op threads for training: 1 for small steps on the CPU, else torch's own."""
+    if device.type != "cpu":
+        return None
+    work = batch_size * sum(parameter.numel() for parameter in module.parameters())
+    return 1 if work < SINGLE_THREAD_MAX_WORK else None
+
+
+@contextmanager
+def _intra_op_threads(n_threads):
+    """Run the block with ``n_threads`` torch threads (None: unchanged), then restore."""
+    previous = torch.get_num_threads()
+    if n_threads is None or n_threads >= previous:
+        yield
+        return
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _float32_tensor(array, device):
@@ -187,7 +217,9 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             X_fit, validation_rows = X[np.sort(permuted[n_validation:])], np.sort(permuted[:n_validation])
         module, pruning, directions = self._build_module(X_fit, random_state, generator)
         device = _resolve_device(self.device)
-        with epoch_progress(self.verbose, self.max_iter, type(self).__name__) as on_epoch_end:
+        settings = self._trainer_settings(X_fit.shape[0], pruning, generator)
+        threads = _training_threads(module, settings["batch_size"], device)
+        with epoch_progress(self.verbose, self.max_iter, type(self).__name__) as on_epoch_end, _intra_op_threads(threads):
             result = train_gated_autoencoder(
                 module.to(device),
                 _float32_tensor(X_fit, device),
@@ -196,7 +228,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
                 on_epoch_end=on_epoch_end,
-                **self._trainer_settings(X_fit.shape[0], pruning, generator),
+                **settings,
             )
         module.cpu().eval()
         self._pruning = pruning
@@ -295,7 +327,8 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             trainer, history, pruning = self._trainer, self._history(), self._pruning
         _move_trainer(trainer, device)
         try:
-            record = trainer.run_epoch(_float32_tensor(X, device))
+            with _intra_op_threads(_training_threads(trainer.module, trainer.batch_size, device)):
+                record = trainer.run_epoch(_float32_tensor(X, device))
         except BaseException:
             # An interrupted epoch must not leave half-updated weights behind.
             trainer.module.load_state_dict(trainer.last_good_state)
@@ -526,13 +559,16 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """Squared reconstruction error of each row of validated ``X``, batch by batch.
 
         Closed gates pass exactly zero, so decoding the full code equals
-        ``inverse_transform(transform(X))``.
+        ``inverse_transform(transform(X))``. A score is a metric: it is computed in
+        float64, so a row's score does not depend on the rows batched with it, as
+        float32 matrix products of different shapes would make it (by ~1e-6).
         """
-        module = self._module_on_device()
+        module = copy.deepcopy(self.module_).double().to(self.device_)
         errors = np.empty(X.shape[0], dtype=np.float64)
-        for rows, batch, tensor in self._batches(X):
+        for rows, batch in _dense_batches(X):
+            tensor = torch.from_numpy(np.asarray(batch, dtype=np.float64)).to(self.device_)
             reconstruction = self._finite(module.decode(module.encode(tensor)), "score")
-            errors[rows] = np.square(batch - reconstruction.astype(self._output_dtype(X)), dtype=np.float64).sum(axis=1)
+            errors[rows] = np.square(batch - reconstruction, dtype=np.float64).sum(axis=1)
         return errors
 
     def score_samples(self, X):
@@ -617,12 +653,19 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return tags
 
 
-#: Rows per chunk when the warm start accumulates moments; bounds its extra memory.
-MOMENT_CHUNK_ROWS = 16384
+#: Entries per block (1 MiB in float64) when statistics of X are accumulated in
+#: float64: bounds their extra memory whatever the width of X.
+STATISTICS_CHUNK_ENTRIES = 2**17
 #: Above this many features the d x d covariance is too big: sample rows instead.
 COVARIANCE_MAX_FEATURES = 4096
 #: Rows sampled for a randomized SVD when there are too many features.
 SVD_SAMPLE_ROWS = 20000
+
+
+def _row_chunks(X):
+    """Slices of rows holding about ``STATISTICS_CHUNK_ENTRIES`` entries each."""
+    rows = max(1, STATISTICS_CHUNK_ENTRIES // max(X.shape[1], 1))
+    return [slice(start, start + rows) for start in range(0, X.shape[0], rows)]
 
 
 def _principal_directions(X, n_directions, random_state):
@@ -640,7 +683,7 @@ def _principal_directions(X, n_directions, random_state):
     them instead.
     """
     n_samples, n_features = X.shape
-    chunks = [slice(start, start + MOMENT_CHUNK_ROWS) for start in range(0, n_samples, MOMENT_CHUNK_ROWS)]
+    chunks = _row_chunks(X)
     mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in chunks) / n_samples
     largest_deviation = max(float(np.max(np.abs(X[rows] - mean))) for rows in chunks)
     if largest_deviation <= 4 * np.finfo(np.float64).eps * float(np.max(np.abs(mean))):

@@ -1,9 +1,11 @@
 """DAMEmbedding: the linear gated autoencoder, PCA whose rank is learned."""
 
 import numpy as np
+import scipy.sparse as sparse
 import torch
+from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseDAM
+from ._base import _BaseDAM, _dense_batches, _row_chunks
 
 
 class DAMEmbedding(_BaseDAM):
@@ -41,12 +43,13 @@ class DAMEmbedding(_BaseDAM):
     learning_rate_init : float, default=1e-2
         Adam step size of the weights (the paper's for its linear experiment); the
         gate has its own fixed pace.
-    tol : float, default=1e-3
+    tol : float, default=1e-2
         Improvement of the objective (in shares of the variance) below which an
         epoch counts as no improvement.
-    n_iter_no_change : int, default=5
-        Training stops once the number of open gates has not changed and the
-        objective has not improved by ``tol`` for this many epochs in a row.
+    n_iter_no_change : int, default=3
+        Training stops once, for this many epochs in a row, the number of open
+        gates has not changed, the objective has not improved by ``tol`` and the
+        gate's ``beta`` has stopped drifting.
     early_stopping : bool, default=False
         Monitor the objective on a held-out ``validation_fraction`` of the rows,
         and keep the state with the best one.
@@ -141,8 +144,8 @@ class DAMEmbedding(_BaseDAM):
         max_iter=200,
         batch_size="auto",
         learning_rate_init=1e-2,
-        tol=1e-3,
-        n_iter_no_change=5,
+        tol=1e-2,
+        n_iter_no_change=3,
         early_stopping=False,
         validation_fraction=0.1,
         random_state=None,
@@ -164,6 +167,43 @@ class DAMEmbedding(_BaseDAM):
         self.verbose = verbose
         self.device = device
 
+    def transform(self, X):
+        """Project ``X`` on the discovered components, as PCA does.
+
+        Once fitted by ``fit``, the gated linear encoder is exactly ``x ->
+        components_ @ (x - mean_)``; computing that in NumPy skips the full-width
+        encoder and the closed units, and runs at PCA's speed. After
+        ``partial_fit`` the encoder is the trained one, and the network computes it.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in the units of the training data. Sparse input is densified batch
+            by batch.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Coordinates along ``components_``, strongest first; same float dtype as
+            ``X`` (float64 for any other dtype).
+        """
+        check_is_fitted(self)
+        if self.stop_reason_ == "partial_fit":
+            return super().transform(X)
+        X = self._validate_for_batches(X)
+        dtype = self._output_dtype(X)
+        components = self.components_.T.astype(dtype, copy=False)
+        offset = self.mean_.astype(dtype, copy=False) @ components
+        if X.dtype == dtype and not sparse.issparse(X):
+            # As PCA.transform: project, then subtract the projected mean (no centred copy).
+            embedding = X @ components
+            embedding -= offset
+            return embedding
+        embedding = np.empty((X.shape[0], self.n_components_), dtype=dtype)
+        for rows, batch in _dense_batches(X):
+            embedding[rows] = batch.astype(dtype, copy=False) @ components - offset
+        return embedding
+
     def _finish_fit(self, module, X_fit, history, stop_reason, principal_directions):
         if principal_directions is not None:  # fit, not partial_fit
             _put_principal_axes_on_open_units(module, principal_directions)
@@ -173,10 +213,23 @@ class DAMEmbedding(_BaseDAM):
         scale = float(module.input_scale)
         self.mean_ = module.input_mean.numpy().astype(np.float64)
         self.components_ = (module.decoder_linear.weight.detach()[:, self.open_units_].T * scale).numpy().astype(np.float64)
-        centred = X_fit - self.mean_
-        total_variance = centred.var(axis=0, ddof=1).sum() if X_fit.shape[0] > 1 else 0.0
-        if X_fit.shape[0] > 1 and total_variance > 0:
-            self.explained_variance_ = (centred @ self.components_.T).var(axis=0, ddof=1)
+        # Variances (ddof=1) summed over blocks of rows: no centred copy of X_fit. The
+        # deviations' sums are kept too, so they stay exact though mean_ went
+        # through float32.
+        n_samples = X_fit.shape[0]
+        feature_sum, feature_square = np.zeros(self.n_features_in_), np.zeros(self.n_features_in_)
+        projection_sum, projection_square = np.zeros(self.n_components_), np.zeros(self.n_components_)
+        for rows in _row_chunks(X_fit):
+            centred = X_fit[rows] - self.mean_
+            projection = centred @ self.components_.T
+            feature_sum += centred.sum(axis=0)
+            feature_square += np.square(centred).sum(axis=0)
+            projection_sum += projection.sum(axis=0)
+            projection_square += np.square(projection).sum(axis=0)
+        denominator = max(n_samples - 1, 1)
+        total_variance = float((feature_square - feature_sum**2 / n_samples).sum()) / denominator
+        self.explained_variance_ = (projection_square - projection_sum**2 / n_samples) / denominator
+        if n_samples > 1 and total_variance > 0:
             self.explained_variance_ratio_ = self.explained_variance_ / total_variance
         else:
             self.explained_variance_ = self.explained_variance_ratio_ = np.zeros(self.n_components_)

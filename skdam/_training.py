@@ -15,6 +15,13 @@ STOP_CONVERGED = "converged"
 STOP_MAX_ITER = "max_iter"
 STOP_INTERRUPTED = "interrupted"
 
+#: The gates count as settled once, over the last ``n_iter_no_change`` epochs, beta
+#: has moved less than this share of what Adam would move it at full pace (about
+#: its learning rate per step). It keeps training going while gates are still
+#: drifting shut more slowly than one per ``n_iter_no_change`` epochs (few steps per
+#: epoch, or a narrow bottleneck whose units are far apart), whatever ``tol`` is.
+GATE_SETTLED_SHARE_OF_PACE = 0.25
+
 
 class TrainingDivergedError(ValueError, FloatingPointError):
     """The loss stayed non-finite even after the learning rate was lowered.
@@ -243,23 +250,26 @@ class SettlingMonitor:
     """Tells when the gates and the objective have settled.
 
     Settled means: for ``n_iter_no_change`` epochs in a row, the open count has not
-    changed, ``beta`` has stopped sliding towards the next closure, and the
-    objective has not improved by ``tol``. The objective uses the soft open count,
-    which moves with ``beta``, so a gate still drifting shut counts as progress.
-    The slide is checked on its own too: unopposed, Adam moves ``beta`` by about its
-    step size per batch, and with few batches an epoch (or a tiny ``alpha``) the
-    count can stay put for several epochs before the next gate closes.
+    changed and the objective has not improved by ``tol``, and over those epochs
+    ``beta`` has moved less than ``GATE_SETTLED_SHARE_OF_PACE`` of its full pace
+    (``beta_pace_per_epoch``: unopposed, Adam moves it by about its step size per
+    batch). The objective uses the soft open count, which moves with ``beta``, so a
+    gate drifting shut counts as progress; the pace is checked on its own too, since
+    with few batches an epoch or a tiny ``alpha`` the count can stay put for several
+    epochs before the next gate closes.
     """
 
-    def __init__(self, tol, n_iter_no_change):
+    def __init__(self, tol, n_iter_no_change, beta_pace_per_epoch):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.beta_pace_per_epoch = beta_pace_per_epoch
         self.best_objective = math.inf
         self.epochs_without_improvement = 0
         self.epochs_with_same_count = 0
         self.previous_open = None
+        self.betas = []
 
-    def update(self, objective, n_open, beta_sliding):
+    def update(self, objective, n_open, beta):
         """Record one epoch; return True when it improved on the best objective."""
         improved = objective < self.best_objective - self.tol
         if improved:
@@ -267,14 +277,25 @@ class SettlingMonitor:
             self.epochs_without_improvement = 0
         else:
             self.epochs_without_improvement += 1
-        same = n_open == self.previous_open and not beta_sliding
+        same = n_open == self.previous_open
         self.epochs_with_same_count = self.epochs_with_same_count + 1 if same else 0
         self.previous_open = n_open
+        self.betas.append(beta)
         return improved
 
     @property
+    def beta_settled(self):
+        """Beta moved less than a share of its full pace over the window."""
+        window = self.n_iter_no_change
+        if len(self.betas) <= window:
+            return False
+        moved = abs(self.betas[-1] - self.betas[-1 - window])
+        return moved < GATE_SETTLED_SHARE_OF_PACE * window * self.beta_pace_per_epoch
+
+    @property
     def settled(self):
-        return min(self.epochs_without_improvement, self.epochs_with_same_count) >= self.n_iter_no_change
+        quiet = min(self.epochs_without_improvement, self.epochs_with_same_count) >= self.n_iter_no_change
+        return quiet and self.beta_settled
 
 
 def train_gated_autoencoder(
@@ -325,25 +346,22 @@ def train_gated_autoencoder(
         scheduled_pruning=scheduled_pruning,
         max_learning_rate_cuts=max_learning_rate_cuts,
     )
-    monitor = SettlingMonitor(tol, n_iter_no_change)
-    result = TrainingResult(state=trainer.last_good_state)
     steps_per_epoch = math.ceil(X_train.shape[0] / batch_size)
-    previous_beta = float(module.gate.beta.detach())
+    monitor = SettlingMonitor(tol, n_iter_no_change, beta_pace_per_epoch=gate_learning_rate * steps_per_epoch)
+    result = TrainingResult(state=trainer.last_good_state)
     try:
         while trainer.epochs_run < max_epochs:
             record = trainer.run_epoch(X_train, X_validation)
             result.history.append(record)
             if on_epoch_end is not None:
                 on_epoch_end(record)
-            beta_slide, previous_beta = previous_beta - record.beta, record.beta
             if record.epoch < warmup_epochs:
                 continue
             monitored = record.validation_error if X_validation is not None else record.reconstruction_error
             # Unclamped, the count falls while beta approaches the first gate, so
             # training cannot look settled before any gate has had a chance to close.
             objective = monitored + alpha * trainer.soft_open_count(clamp=False)
-            sliding = beta_slide > 0.5 * trainer.gate_learning_rate * steps_per_epoch
-            if monitor.update(objective, record.n_open, sliding) and X_validation is not None:
+            if monitor.update(objective, record.n_open, record.beta) and X_validation is not None:
                 result.state = trainer.last_good_state
             if monitor.settled:
                 result.stop_reason = STOP_CONVERGED

@@ -419,11 +419,11 @@ def test_transform_and_score_give_torch_one_batch_at_a_time(wide_embedding, monk
 
     monkeypatch.setattr(module_class, "encode", spying_encode)
     X = sparse.random(3 * TRANSFORM_BATCH_ROWS + 5, 50, density=0.1, format="csr", random_state=0)
-    wide_embedding.transform(X)
+    wide_embedding.transform(X)  # DAMEmbedding projects in NumPy, batch by batch for sparse X
     wide_embedding.score_samples(X)
     wide_embedding.score(X)
     assert max(seen_rows) == TRANSFORM_BATCH_ROWS
-    assert sum(seen_rows) == 3 * X.shape[0]
+    assert sum(seen_rows) == 2 * X.shape[0]
 
 
 @pytest.mark.parametrize("method", ["score", "score_samples"])

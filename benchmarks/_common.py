@@ -1,0 +1,111 @@
+"""Helpers shared by the benchmark scripts: threads, timing, tables, the machine.
+
+Not part of the package and not run by CI.
+"""
+
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def limit_threads(n_threads):
+    """Give every thread pool in this process ``n_threads`` threads.
+
+    torch's intra-op pool and OpenBLAS's (numpy, scipy, scikit-learn) alike, so the
+    peers in a run get the same resources. On a shared machine whose cores are busy,
+    a second thread mostly waits for a descheduled partner: one thread per process
+    gives timings that are far less noisy, and ratios that mean something.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n_threads)
+    # Kept alive for the life of the process on purpose.
+    limit_threads.limiter = threadpool_limits(n_threads)
+
+
+def machine_description(n_threads):
+    import sklearn
+    import torch
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{os.cpu_count()} CPU cores ({model}), {gpu}; {n_threads} thread(s) per pool in this run; "
+        f"load average at start {load:.1f}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}, numpy {np.__version__}"
+    )
+
+
+def median_seconds(function, repeats):
+    """Median and all wall-clock times of ``repeats`` calls of ``function()``."""
+    times = []
+    result = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times, result
+
+
+class Report:
+    """Print lines as they come and keep them, to save a text copy of the output."""
+
+    def __init__(self, name):
+        self.name = name
+        self.lines = []
+
+    def __call__(self, line=""):
+        print(line, flush=True)
+        self.lines.append(str(line))
+
+    def table(self, header, rows, formats=None):
+        """Print a Markdown table; ``rows`` are sequences matching ``header``."""
+        formats = formats or [""] * len(header)
+        cells = [[format(value, fmt) if not isinstance(value, str) else value for value, fmt in zip(row, formats)] for row in rows]
+        widths = [max(len(str(h)), *(len(row[i]) for row in cells)) if cells else len(str(h)) for i, h in enumerate(header)]
+        self("| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |")
+        self("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for row in cells:
+            self("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |")
+        self()
+
+    def save(self):
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.txt"
+        path.write_text("\n".join(self.lines) + "\n")
+        print(f"saved {path}")
+        return path
+
+
+def save_figure(figure, name):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.png"
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    print(f"saved {path}")
+    return path
+
+
+def add_common_arguments(parser):
+    parser.add_argument("--threads", type=int, default=1, help="threads per pool (torch and BLAS); default 1")
+    return parser
+
+
+def command_line():
+    return " ".join([Path(sys.executable).name, *sys.argv])

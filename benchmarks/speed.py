@@ -1,0 +1,408 @@
+"""Speed of skdam against the DAM paper's published recipe, with PCA beside them.
+
+Everything runs in one process (the scaling section in one subprocess per fit), one
+thread per pool unless --threads says otherwise, and every figure is a median over
+repeats with its ratio to the peer measured in the same run.
+
+Sections (``--sections`` picks some):
+
+- ``linear``: the paper's linear experiment (N=5000, k=10, d=100). The recipe
+  (100->50->100 linear, Adam lr 0.01, weight decay 1e-6, lambda 0.01, 2000 full-batch
+  epochs) is run in full; ``DAMEmbedding()`` over seeds; PCA.
+- ``mlp_kernel``: the paper's MLP-kernel experiment (k=20). The recipe's 10000
+  full-batch epochs are extrapolated from a timed slice; ``DAMAutoencoder()``; PCA.
+- ``fashion_mnist``: 60000 x 784. The recipe's 100 epochs (batch 512) extrapolated
+  from a timed slice; ``DAMAutoencoder()`` fit, test MSE against PCA at the same
+  dimension; transform throughput of DAMEmbedding, DAMAutoencoder and PCA.
+- ``scaling``: fit time and peak memory at N = 1e4, 1e5, 1e6 (d=100, float32).
+- ``compile``: eager against ``torch.compile`` per training step.
+
+Usage: ``python benchmarks/speed.py [--sections linear mlp_kernel ...] [--threads 1]``
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from _common import Report, add_common_arguments, command_line, limit_threads, machine_description, median_seconds, save_figure
+
+SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile"]
+
+
+def quiet_fit(estimator, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(X)
+
+
+def warm_up():
+    """The first Adam of a process imports torch._dynamo: seconds no fit should pay here."""
+    from skdam import DAMEmbedding
+    from skdam.datasets import make_linear_latent
+
+    quiet_fit(DAMEmbedding(max_iter=1, random_state=0), make_linear_latent(200, 3, 10, random_state=0)[0])
+
+
+def time_dam(Estimator, X, seeds):
+    """Fit over seeds: median seconds, all seconds, dimensions found, epochs."""
+    seconds, dims, epochs, estimators = [], [], [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        estimator = quiet_fit(Estimator(random_state=seed), X)
+        seconds.append(time.perf_counter() - start)
+        dims.append(estimator.n_components_)
+        epochs.append(estimator.n_iter_)
+        estimators.append(estimator)
+    return statistics.median(seconds), seconds, dims, epochs, estimators
+
+
+def time_recipe_slice(name, X, slice_epochs, repeats):
+    """Median seconds per epoch of the recipe over ``repeats`` slices of epochs."""
+    from _paper_recipe import RECIPES, train_recipe
+
+    per_epoch = []
+    for repeat in range(repeats):
+        seconds = []
+        train_recipe(name, X, epochs=slice_epochs, seed=repeat, epoch_seconds=seconds)
+        per_epoch.append(statistics.median(seconds))
+    return statistics.median(per_epoch), per_epoch, RECIPES[name]["epochs"]
+
+
+# ---------------------------------------------------------------------------------
+
+
+def section_linear(report, args):
+    import torch
+    from sklearn.decomposition import PCA
+
+    from _paper_recipe import train_recipe
+    from skdam import DAMEmbedding
+    from skdam.datasets import make_linear_latent
+
+    report("## Linear experiment (N=5000, k=10, d=100)\n")
+    X = make_linear_latent(random_state=0)[0].astype(np.float32)
+    centred = torch.from_numpy(X - X.mean(axis=0))
+    recipe_seconds, recipe_dims = [], []
+    for seed in range(args.repeats):
+        start = time.perf_counter()
+        model = train_recipe("linear", centred, seed=seed)
+        recipe_seconds.append(time.perf_counter() - start)
+        recipe_dims.append(model.gate.n_open())
+    dam_median, dam_seconds, dam_dims, dam_epochs, _ = time_dam(DAMEmbedding, X, range(args.seeds))
+    pca_median, pca_seconds, _ = median_seconds(lambda: PCA(10).fit(X), args.repeats)
+    mle_median, _, mle = median_seconds(lambda: PCA("mle").fit(X), args.repeats)
+    recipe_median = statistics.median(recipe_seconds)
+    rows = [
+        ("paper recipe, 2000 full-batch epochs (run in full)", recipe_median, 1.0, " ".join(map(str, recipe_dims)), "2000"),
+        ("DAMEmbedding()", dam_median, recipe_median / dam_median, " ".join(map(str, dam_dims)), " ".join(map(str, dam_epochs))),
+        ("PCA(10) (told the answer)", pca_median, recipe_median / pca_median, "10", "-"),
+        ('PCA("mle")', mle_median, recipe_median / mle_median, str(mle.n_components_), "-"),
+    ]
+    report.table(["method", "median fit s", "speed-up vs recipe", "dimensions found", "epochs"], rows, ["", ".3f", ".1f", "", ""])
+    report(f"recipe fit seconds {[round(s, 2) for s in recipe_seconds]}; DAMEmbedding {[round(s, 2) for s in dam_seconds]}")
+    speedup = recipe_median / dam_median
+    passed = all(k == 10 for k in dam_dims) and speedup >= 10
+    report(f"Acceptance (linear): exactly 10 dims on {sum(k == 10 for k in dam_dims)}/{len(dam_dims)} seeds, {speedup:.1f}x faster than the recipe (target >= 10x): {'PASS' if passed else 'FAIL'}\n")
+    return {"linear_speedup": speedup, "linear_pass": passed}
+
+
+def section_mlp_kernel(report, args):
+    import torch
+    from sklearn.decomposition import PCA
+
+    from skdam import DAMAutoencoder
+    from skdam.datasets import make_mlp_latent
+
+    report("## MLP-kernel experiment (N=5000, k=20, d=100)\n")
+    X = make_mlp_latent(random_state=0)[0].astype(np.float32)
+    tensor = torch.from_numpy(X - X.mean(axis=0))
+    per_epoch, slices, total_epochs = time_recipe_slice("mlp_kernel", tensor, args.mlp_slice, args.repeats)
+    recipe_estimate = per_epoch * total_epochs
+    dam_median, dam_seconds, dam_dims, dam_epochs, _ = time_dam(DAMAutoencoder, X, range(args.seeds))
+    pca_median, _, _ = median_seconds(lambda: PCA(20).fit(X), args.repeats)
+    rows = [
+        (f"paper recipe, {total_epochs} full-batch epochs (EXTRAPOLATED from {args.repeats} slices of {args.mlp_slice} epochs)", recipe_estimate, 1.0, "-", str(total_epochs)),
+        ("DAMAutoencoder()", dam_median, recipe_estimate / dam_median, " ".join(map(str, dam_dims)), " ".join(map(str, dam_epochs))),
+        ("PCA(20) (told the answer)", pca_median, recipe_estimate / pca_median, "20", "-"),
+    ]
+    report.table(["method", "median fit s", "speed-up vs recipe", "dimensions found", "epochs"], rows, ["", ".2f", ".1f", "", ""])
+    report(f"recipe: median {per_epoch * 1e3:.2f} ms per epoch (slice medians {[round(s * 1e3, 2) for s in slices]} ms); DAMAutoencoder fit seconds {[round(s, 2) for s in dam_seconds]}")
+    speedup = recipe_estimate / dam_median
+    passed = all(abs(k - 20) <= 2 for k in dam_dims) and speedup >= 10
+    report(f"Acceptance (MLP-kernel): 20 +- 2 on {sum(abs(k - 20) <= 2 for k in dam_dims)}/{len(dam_dims)} seeds, {speedup:.0f}x faster than the recipe (target >= 10x): {'PASS' if passed else 'FAIL'}\n")
+    return {"mlp_kernel_speedup": speedup, "mlp_kernel_pass": passed}
+
+
+def _test_mse(reducer, X_test):
+    return float(np.mean((reducer.inverse_transform(reducer.transform(X_test)) - X_test) ** 2))
+
+
+def section_fashion_mnist(report, args):
+    import torch
+    from sklearn.decomposition import PCA
+
+    from _fashion_mnist import ensure_installed, load_fashion_mnist
+    from skdam import DAMAutoencoder, DAMEmbedding
+
+    ensure_installed()
+    X, _ = load_fashion_mnist("train")
+    X_test, _ = load_fashion_mnist("test")
+    report("## Fashion-MNIST (60000 x 784 float32, pixels scaled to [-1, 1])\n")
+    per_epoch, slices, total_epochs = time_recipe_slice("fashion_mnist", torch.from_numpy(X), args.fashion_slice, args.repeats)
+    recipe_estimate = per_epoch * total_epochs
+    dam_median, dam_seconds, dam_dims, dam_epochs, fitted = time_dam(DAMAutoencoder, X, range(args.fashion_seeds))
+    autoencoder = fitted[0]
+    k = autoencoder.n_components_
+    pca_median, _, pca = median_seconds(lambda: PCA(k).fit(X), args.repeats)
+    dam_mse = [_test_mse(estimator, X_test) for estimator in fitted]
+    pca_mse_by_k = {d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(dam_dims))}
+    # For context: the same estimator with a residual half as wide, about the recipe's cost per epoch.
+    narrow = lambda random_state: DAMAutoencoder(hidden_layer_sizes=(64,), random_state=random_state)  # noqa: E731
+    narrow_median, narrow_seconds, narrow_dims, narrow_epochs, narrow_fitted = time_dam(narrow, X, range(args.fashion_seeds))
+    narrow_mse = [_test_mse(estimator, X_test) for estimator in narrow_fitted]
+    pca_mse_by_k.update({d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(narrow_dims) - set(pca_mse_by_k))})
+    rows = [
+        (f"paper recipe, {total_epochs} epochs of batch 512 (EXTRAPOLATED from {args.repeats} slices of {args.fashion_slice} epochs)", recipe_estimate, 1.0, "-", "-", "-", "-"),
+        ("DAMAutoencoder()", dam_median, recipe_estimate / dam_median, " ".join(map(str, dam_dims)), " ".join(map(str, dam_epochs)), " ".join(f"{m:.4f}" for m in dam_mse), " ".join(f"{pca_mse_by_k[d]:.4f}" for d in dam_dims)),
+        ("DAMAutoencoder(hidden_layer_sizes=(64,)) (not the default)", narrow_median, recipe_estimate / narrow_median, " ".join(map(str, narrow_dims)), " ".join(map(str, narrow_epochs)), " ".join(f"{m:.4f}" for m in narrow_mse), " ".join(f"{pca_mse_by_k[d]:.4f}" for d in narrow_dims)),
+        (f"PCA({k})", pca_median, recipe_estimate / pca_median, str(k), "-", f"{pca_mse_by_k[k]:.4f}", "-"),
+    ]
+    report.table(["method", "median fit s", "speed-up vs recipe", "dimensions", "epochs", "test MSE", "PCA test MSE, same dims"], rows, ["", ".1f", ".1f", "", "", "", ""])
+    report(f"recipe: median {per_epoch:.2f} s per epoch (slice medians {[round(s, 2) for s in slices]}); DAMAutoencoder() fit seconds {[round(s, 1) for s in dam_seconds]}; with (64,) {[round(s, 1) for s in narrow_seconds]}")
+    speedup = recipe_estimate / dam_median
+    mse_ok = all(m < pca_mse_by_k[d] for m, d in zip(dam_mse, dam_dims))
+    report(f"Acceptance (Fashion-MNIST fit): {speedup:.1f}x faster than the recipe's 100 epochs (target >= 10x), test MSE below PCA's at the same dimension on {sum(m < pca_mse_by_k[d] for m, d in zip(dam_mse, dam_dims))}/{len(dam_mse)} seeds: {'PASS' if speedup >= 10 and mse_ok else 'FAIL'}\n")
+
+    report("### transform throughput on the 60000 training rows (float32)\n")
+    embedding = quiet_fit(DAMEmbedding(random_state=0), X)
+    pca_embedding = PCA(embedding.n_components_).fit(X)
+    rows = []
+    throughput = {}
+    for name, reducer in [
+        (f"PCA({embedding.n_components_}).transform", pca_embedding),
+        (f"DAMEmbedding.transform ({embedding.n_components_} dims)", embedding),
+        (f"PCA({k}).transform", pca),
+        (f"DAMAutoencoder.transform ({k} dims)", autoencoder),
+    ]:
+        reducer.transform(X[:1000])
+        seconds, _, _ = median_seconds(lambda: reducer.transform(X), args.transform_repeats)
+        throughput[name] = X.shape[0] / seconds
+        rows.append((name, seconds, X.shape[0] / seconds))
+    names = list(throughput)
+    rows = [(*row, throughput[row[0]] / throughput[names[0] if i < 2 else names[2]]) for i, row in enumerate(rows)]
+    report.table(["transform", "median s", "rows/s", "ratio to PCA at same dims"], rows, ["", ".3f", ",.0f", ".2f"])
+    ratio = throughput[names[1]] / throughput[names[0]]
+    report(f"Acceptance (transform): DAMEmbedding.transform at {ratio:.2f} of PCA.transform's rows/s (target >= 0.5): {'PASS' if ratio >= 0.5 else 'FAIL'}\n")
+    return {"fashion_speedup": speedup, "fashion_mse_ok": mse_ok, "transform_ratio": ratio}
+
+
+# ---------------------------------------------------------------------------------
+
+
+def _rss_bytes(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def scaling_child(n_samples, method, seed, threads):
+    """One fit in a fresh process; prints a JSON line with its time and peak memory."""
+    limit_threads(threads)
+    import torch  # noqa: F401  (imported before the baseline is taken)
+    from sklearn.decomposition import PCA
+
+    from skdam import DAMAutoencoder, DAMEmbedding
+    from skdam.datasets import make_linear_latent
+
+    warm_up()
+    # Load every kernel of both estimators before the baseline: code pages are not fit's memory.
+    quiet_fit(DAMAutoencoder(max_iter=2, random_state=0), make_linear_latent(300, 3, 100, random_state=0)[0].astype(np.float32))
+    # make_linear_latent's model (Gaussian latents, one Gaussian map to 100 features),
+    # generated in blocks straight into float32 so that no float64 copy inflates the peak.
+    rng = np.random.RandomState(seed)
+    mixing = rng.normal(size=(10, 100))
+    X = np.empty((n_samples, 100), dtype=np.float32)
+    for start in range(0, n_samples, 100_000):
+        stop = min(start + 100_000, n_samples)
+        X[start:stop] = rng.normal(size=(stop - start, 10)) @ mixing
+    estimator = {"DAMEmbedding": lambda: DAMEmbedding(random_state=seed), "DAMAutoencoder": lambda: DAMAutoencoder(random_state=seed), "PCA(10)": lambda: PCA(10, random_state=seed)}[method]()
+    # Writing 5 to clear_refs resets the peak resident set size (VmHWM) to the current one.
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    baseline = _rss_bytes("VmRSS")
+    start = time.perf_counter()
+    quiet_fit(estimator, X)
+    seconds = time.perf_counter() - start
+    peak = _rss_bytes("VmHWM")
+    model_bytes = 0
+    if hasattr(estimator, "module_"):
+        # parameters, their gradients and Adam's two moments
+        model_bytes = 4 * sum(p.numel() * p.element_size() for p in estimator.module_.parameters())
+    print(json.dumps({"seconds": seconds, "peak_growth": peak - baseline, "input_bytes": X.nbytes, "model_bytes": model_bytes, "n_components": int(getattr(estimator, "n_components_", 10)), "epochs": int(getattr(estimator, "n_iter_", 0))}))
+
+
+def section_scaling(report, args):
+    report("## Scaling with N (d=100, float32 input, make_linear_latent k=10)\n")
+    report(
+        "Each fit runs in a fresh subprocess. The data are generated first; then the peak resident set size is reset "
+        "(`echo 5 > /proc/self/clear_refs`), the current RSS is read as the baseline, the estimator is fitted, and "
+        "the peak RSS (VmHWM) minus the baseline is the fit's peak memory growth: every byte fit touches, numpy, "
+        "torch and Python alike. The budget is twice the float32 input plus the model (parameters, gradients and "
+        "Adam's two moments).\n"
+    )
+    sizes = [int(float(n)) for n in args.scaling_sizes]
+    methods = ["DAMEmbedding", "DAMAutoencoder", "PCA(10)"]
+    results = {}
+    for method in methods:
+        for n_samples in sizes:
+            runs = []
+            for seed in range(args.repeats):
+                output = subprocess.run(
+                    [sys.executable, __file__, "--scaling-child", str(n_samples), method, str(seed), "--threads", str(args.threads)],
+                    check=True, capture_output=True, text=True, env={**os.environ},
+                ).stdout
+                runs.append(json.loads(output.strip().splitlines()[-1]))
+            results[method, n_samples] = runs
+            print(method, n_samples, [round(r["seconds"], 2) for r in runs], flush=True)
+    rows = []
+    verdicts = []
+    for method in methods:
+        previous = None
+        for n_samples in sizes:
+            runs = results[method, n_samples]
+            seconds = statistics.median(r["seconds"] for r in runs)
+            growth = max(r["peak_growth"] for r in runs)
+            input_bytes, model_bytes = runs[0]["input_bytes"], runs[0]["model_bytes"]
+            budget = 2 * input_bytes + model_bytes
+            growth_ratio = "-" if previous is None else f"{seconds / previous[1]:.1f} for {n_samples / previous[0]:.0f}x rows"
+            rows.append(
+                (method, f"{n_samples:.0e}", seconds, growth_ratio, " ".join(str(r["epochs"]) for r in runs), " ".join(str(r["n_components"]) for r in runs), growth / 2**20, input_bytes / 2**20, growth / input_bytes, "yes" if growth < budget else "NO")
+            )
+            if method != "PCA(10)":
+                verdicts.append(growth < budget)
+                if previous is not None:
+                    verdicts.append(seconds / previous[1] <= n_samples / previous[0])
+            previous = (n_samples, seconds)
+    report.table(
+        ["method", "N", "median fit s", "time growth", "epochs per run", "dims per run", "peak growth MiB", "input MiB", "peak / input", "under budget"],
+        rows,
+        ["", "", ".2f", "", "", "", ".0f", ".0f", ".2f", ""],
+    )
+    passed = all(verdicts)
+    report(f"Acceptance (scaling): time at most linear in N and peak growth under 2 x input + model for both estimators: {'PASS' if passed else 'FAIL'}\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method in methods:
+        seconds = [statistics.median(r["seconds"] for r in results[method, n]) for n in sizes]
+        growth = [max(r["peak_growth"] for r in results[method, n]) / 2**20 for n in sizes]
+        axes[0].loglog(sizes, seconds, "o-", label=method)
+        axes[1].loglog(sizes, growth, "o-", label=method)
+    axes[0].loglog(sizes, [seconds_ * 0 + statistics.median(r["seconds"] for r in results["DAMEmbedding", sizes[0]]) * n / sizes[0] for seconds_, n in zip(sizes, sizes)], "k:", label="linear in N")
+    axes[1].loglog(sizes, [2 * n * 100 * 4 / 2**20 for n in sizes], "k:", label="2 x float32 input")
+    axes[0].set(xlabel="rows N", ylabel="median fit seconds", title="fit time")
+    axes[1].set(xlabel="rows N", ylabel="peak RSS growth (MiB)", title="peak memory of fit")
+    for axis in axes:
+        axis.legend(fontsize=7)
+    save_figure(figure, "speed_scaling")
+    return {"scaling_pass": passed}
+
+
+# ---------------------------------------------------------------------------------
+
+
+def section_compile(report, args):
+    import torch
+
+    from skdam.nn import GatedAutoencoder
+
+    report("## torch.compile against eager, per training step\n")
+    report("The step is the estimators' own: normalise, encode, gate, decode, MSE + alpha * soft open count, Adam. Compile time is the first compiled step.\n")
+    rows = []
+    for name, n_features, hidden, batch in [("DAMEmbedding, d=100", 100, (), 100), ("DAMAutoencoder, d=100", 100, (128,), 100), ("DAMAutoencoder, Fashion-MNIST", 784, (128,), 1024)]:
+        X = torch.randn(20 * batch, n_features)
+        medians = {}
+        compile_seconds = float("nan")
+        for mode in ["eager", "compiled"]:
+            torch.manual_seed(0)
+            module = GatedAutoencoder(n_features, 64, hidden)
+            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+
+            def objective(batch_):
+                normalised = module.normalize(batch_)
+                return torch.nn.functional.mse_loss(module.decode_normalized(module.encode_normalized(normalised)), normalised) + 0.01 * module.gate.soft_open_count()
+
+            loss_function = torch.compile(objective) if mode == "compiled" else objective
+
+            def step(i):
+                loss = loss_function(X[(i % 20) * batch : (i % 20 + 1) * batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+            start = time.perf_counter()
+            step(0)
+            first = time.perf_counter() - start
+            if mode == "compiled":
+                compile_seconds = first
+            timings = []
+            for repeat in range(args.repeats):
+                start = time.perf_counter()
+                for i in range(args.compile_steps):
+                    step(i)
+                timings.append((time.perf_counter() - start) / args.compile_steps)
+            medians[mode] = statistics.median(timings)
+        steps_to_repay = compile_seconds / (medians["eager"] - medians["compiled"]) if medians["compiled"] < medians["eager"] else float("inf")
+        rows.append((name, batch, medians["eager"] * 1e3, medians["compiled"] * 1e3, medians["eager"] / medians["compiled"], compile_seconds, steps_to_repay))
+    report.table(["model", "batch", "eager ms/step", "compiled ms/step", "speed-up", "compile s", "steps to repay compile"], rows, ["", "d", ".3f", ".3f", ".2f", ".1f", ".0f"])
+    return {}
+
+
+def main():
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of DAM fits on the paper's synthetic data")
+    parser.add_argument("--fashion-seeds", type=int, default=3)
+    parser.add_argument("--mlp-slice", type=int, default=100, help="epochs per timed slice of the MLP-kernel recipe")
+    parser.add_argument("--fashion-slice", type=int, default=2, help="epochs per timed slice of the Fashion-MNIST recipe")
+    parser.add_argument("--transform-repeats", type=int, default=5)
+    parser.add_argument("--compile-steps", type=int, default=200)
+    parser.add_argument("--scaling-sizes", nargs="+", default=["1e4", "1e5", "1e6"])
+    parser.add_argument("--scaling-child", nargs=3, metavar=("N", "METHOD", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="speed", help="name of the text copy in benchmarks/results/")
+    args = parser.parse_args()
+    if args.scaling_child:
+        n_samples, method, seed = args.scaling_child
+        scaling_child(int(n_samples), method, int(seed), args.threads)
+        return
+    limit_threads(args.threads)
+    report = Report(args.name)
+    report(f"# Speed against the paper's recipe\n\n`{command_line()}`\n")
+    report(f"Machine: {machine_description(args.threads)}\n")
+    report("Medians over repeats; ratios against the recipe timed in the same process. Where the recipe's epochs are extrapolated from a timed slice, the table says so.\n")
+    warm_up()
+    outcome = {}
+    for section in args.sections:
+        outcome.update(globals()[f"section_{section}"](report, args))
+        report.save()
+    report(f"Summary: {outcome}")
+    report.save()
+
+
+if __name__ == "__main__":
+    main()
