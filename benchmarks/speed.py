@@ -111,7 +111,8 @@ def section_linear(report, args):
     speedup = recipe_median / dam_median
     passed = all(k == 10 for k in dam_dims) and speedup >= 10
     report(f"Acceptance (linear): exactly 10 dims on {sum(k == 10 for k in dam_dims)}/{len(dam_dims)} seeds, {speedup:.1f}x faster than the recipe (target >= 10x): {'PASS' if passed else 'FAIL'}\n")
-    return {"linear_speedup": speedup, "linear_pass": passed}
+    return {"linear_speedup": speedup, "linear_pass": passed,
+            "times_linear": {"paper recipe": recipe_median, "DAMEmbedding()": dam_median, "PCA(10)": pca_median}}
 
 
 def section_mlp_kernel(report, args):
@@ -138,7 +139,8 @@ def section_mlp_kernel(report, args):
     speedup = recipe_estimate / dam_median
     passed = all(abs(k - 20) <= 2 for k in dam_dims) and speedup >= 10
     report(f"Acceptance (MLP-kernel): 20 +- 2 on {sum(abs(k - 20) <= 2 for k in dam_dims)}/{len(dam_dims)} seeds, {speedup:.0f}x faster than the recipe (target >= 10x): {'PASS' if passed else 'FAIL'}\n")
-    return {"mlp_kernel_speedup": speedup, "mlp_kernel_pass": passed}
+    return {"mlp_kernel_speedup": speedup, "mlp_kernel_pass": passed,
+            "times_mlp_kernel": {"paper recipe (extrapolated)": recipe_estimate, "DAMAutoencoder()": dam_median, "PCA(20)": pca_median}}
 
 
 def _test_mse(reducer, X_test):
@@ -201,7 +203,8 @@ def section_fashion_mnist(report, args):
     report.table(["transform", "median s", "rows/s", "ratio to PCA at same dims"], rows, ["", ".3f", ",.0f", ".2f"])
     ratio = throughput[names[1]] / throughput[names[0]]
     report(f"Acceptance (transform): DAMEmbedding.transform at {ratio:.2f} of PCA.transform's rows/s (target >= 0.5): {'PASS' if ratio >= 0.5 else 'FAIL'}\n")
-    return {"fashion_speedup": speedup, "fashion_mse_ok": mse_ok, "transform_ratio": ratio}
+    return {"fashion_speedup": speedup, "fashion_mse_ok": mse_ok, "transform_ratio": ratio,
+            "times_fashion_mnist": {"paper recipe (extrapolated)": recipe_estimate, "DAMAutoencoder()": dam_median, f"PCA({k})": pca_median}}
 
 
 # ---------------------------------------------------------------------------------
@@ -276,6 +279,7 @@ def section_scaling(report, args):
             print(method, n_samples, [round(r["seconds"], 2) for r in runs], flush=True)
     rows = []
     verdicts = []
+    slopes = {}
     for method in methods:
         previous = None
         for n_samples in sizes:
@@ -290,15 +294,20 @@ def section_scaling(report, args):
             )
             if method != "PCA(10)":
                 verdicts.append(growth < budget)
-                if previous is not None:
-                    verdicts.append(seconds / previous[1] <= n_samples / previous[0])
             previous = (n_samples, seconds)
+        medians = [statistics.median(r["seconds"] for r in results[method, n]) for n in sizes]
+        slope = float(np.polyfit(np.log(sizes), np.log(medians), 1)[0])
+        slopes[method] = slope
+        if method != "PCA(10)":
+            verdicts.append(slope <= 1.1)
     report.table(
         ["method", "N", "median fit s", "time growth", "epochs per run", "dims per run", "peak growth MiB", "input MiB", "peak / input", "under budget"],
         rows,
         ["", "", ".2f", "", "", "", ".0f", ".0f", ".2f", ""],
     )
     passed = all(verdicts)
+    report("Slope of log(median fit time) against log(N), least squares over the sizes: " + ", ".join(f"{m} {slopes[m]:.2f}" for m in methods) + ".")
+    report("Time counts as at most linear when that slope is at most 1.1 (a 10 % allowance for the noise of a shared machine).\n")
     report(f"Acceptance (scaling): time at most linear in N and peak growth under 2 x input + model for both estimators: {'PASS' if passed else 'FAIL'}\n")
 
     import matplotlib
@@ -400,8 +409,30 @@ def main():
     for section in args.sections:
         outcome.update(globals()[f"section_{section}"](report, args))
         report.save()
+    times = {key[len("times_"):]: outcome.pop(key) for key in list(outcome) if key.startswith("times_")}
     report(f"Summary: {outcome}")
     report.save()
+    if times:
+        plot_fit_times(times)
+
+
+def plot_fit_times(times):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(times), figsize=(4 * len(times), 3.6), squeeze=False)
+    for axis, (experiment, methods) in zip(axes[0], times.items()):
+        names = list(methods)
+        bars = axis.bar(range(len(names)), [methods[n] for n in names], color=["tab:gray", "tab:blue", "k"][: len(names)])
+        axis.set_yscale("log")
+        axis.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        axis.set(ylabel="median fit seconds (log)", title=experiment)
+        for bar, name in zip(bars, names):
+            axis.annotate(f"{methods[name]:.3g} s", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
+    figure.suptitle("Fit time against the paper's recipe (same process, 1 thread)")
+    save_figure(figure, "speed_fit_times")
 
 
 if __name__ == "__main__":

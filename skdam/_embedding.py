@@ -39,7 +39,7 @@ class DAMEmbedding(_BaseDAM):
         Most epochs.
     batch_size : int or "auto", default="auto"
         Rows per mini-batch. ``"auto"`` aims at 50 steps per epoch, within
-        ``[32, 1024]`` rows.
+        ``[32, 65536]`` rows.
     learning_rate_init : float, default=1e-2
         Adam step size of the weights (the paper's for its linear experiment); the
         gate has its own fixed pace.
