@@ -283,7 +283,11 @@ def main():
         axes[0].scatter(np.array(truth) + jitter, found, marker=markers[name], label=name, alpha=0.75, s=22)
     limit = max(d.dimension for d in sets) + 2
     axes[0].plot([0, limit], [0, limit], "k:", linewidth=1)
-    axes[0].set(xlabel="intrinsic dimension", ylabel="estimate (median over seeds)", title="estimates against the truth", yscale="symlog")
+    # The same scale on both axes, so that a right estimate lies on the diagonal.
+    axes[0].set(
+        xlabel="intrinsic dimension", ylabel="estimate (median over seeds)", title="estimates against the truth",
+        xscale="symlog", yscale="symlog",
+    )
     axes[0].legend(fontsize=7)
     positions = np.arange(len(names))
     axes[1].bar(positions - 0.2, [strict_hits[n] for n in names], 0.4, label="strict")
