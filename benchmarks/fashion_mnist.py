@@ -17,7 +17,6 @@ Usage: ``python benchmarks/fashion_mnist.py [--threads 1]``
 """
 
 import argparse
-import statistics
 import time
 import warnings
 

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from skdam.datasets import make_linear_latent, make_mlp_latent
