@@ -23,12 +23,21 @@ def limit_threads(n_threads):
     a second thread mostly waits for a descheduled partner: one thread per process
     gives timings that are far less noisy, and ratios that mean something.
     """
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[variable] = str(n_threads)  # for libraries loaded later
+    # threadpoolctl limits the libraries loaded so far: load them all first. SciPy
+    # ships its own OpenBLAS, apart from NumPy's, and scikit-learn's PCA uses it.
+    import scipy.linalg  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
     import torch
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     torch.set_num_threads(n_threads)
     # Kept alive for the life of the process on purpose.
     limit_threads.limiter = threadpool_limits(n_threads)
+    unlimited = [info["filepath"] for info in threadpool_info() if info["num_threads"] != n_threads]
+    if unlimited:
+        raise RuntimeError(f"thread pools not limited to {n_threads}: {unlimited}")
 
 
 def machine_description(n_threads):

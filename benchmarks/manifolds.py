@@ -199,31 +199,8 @@ def within(estimate, target):
     return abs(round(estimate) - target) <= max(1, 0.1 * target)
 
 
-def main():
-    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    parser.add_argument("--n-samples", type=int, default=2000)
-    parser.add_argument("--seeds", type=int, default=5)
-    args = parser.parse_args()
-    limit_threads(args.threads)
-    report = Report("manifolds")
-    report(f"# Discovery on manifolds of known dimension\n\n`{command_line()}`\n")
-    report(f"Machine: {machine_description(args.threads)}\n")
-    report(f"N = {args.n_samples} per data set, seeds 0-{args.seeds - 1}; estimate = median over the seeds, rounded; hit = within max(1, 10 %) of the target.\n")
-
-    all_methods = methods()
-    sets = data_sets()
-    estimates = {}  # (label, method) -> list over seeds
-    seconds = {name: [] for name in all_methods}
-    for data_set in sets:
-        for seed in range(args.seeds):
-            X = data_set.draw(args.n_samples, seed)
-            for name, method in all_methods.items():
-                start = time.perf_counter()
-                estimates.setdefault((data_set.label, name), []).append(float(method(X, seed)))
-                seconds[name].append(time.perf_counter() - start)
-        print(data_set.label, {name: estimates[data_set.label, name] for name in all_methods}, flush=True)
-
-    names = list(all_methods)
+def score(sets, names, estimates):
+    """Table rows and four hit counts per method: strict, embedding view, exact, exact embedding view."""
     rows = []
     strict_hits = {name: 0 for name in names}
     embedding_hits = {name: 0 for name in names}
@@ -246,6 +223,45 @@ def main():
             else:
                 row.append(f"{median:.1f}{mark}")
         rows.append(row)
+    return rows, (strict_hits, embedding_hits, exact_hits, exact_embedding_hits)
+
+
+def main():
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--n-samples", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--replot", action="store_true", help="redraw the figure from results/manifolds_estimates.json")
+    args = parser.parse_args()
+    if args.replot:
+        import json
+
+        from _common import RESULTS
+
+        stored = json.loads((RESULTS / "manifolds_estimates.json").read_text())
+        estimates = {tuple(key.split(" | ")): values for key, values in stored.items()}
+        plot(data_sets(), list(dict.fromkeys(name for _, name in estimates)), estimates)
+        return
+    limit_threads(args.threads)
+    report = Report("manifolds")
+    report(f"# Discovery on manifolds of known dimension\n\n`{command_line()}`\n")
+    report(f"Machine: {machine_description(args.threads)}\n")
+    report(f"N = {args.n_samples} per data set, seeds 0-{args.seeds - 1}; estimate = median over the seeds, rounded; hit = within max(1, 10 %) of the target.\n")
+
+    all_methods = methods()
+    sets = data_sets()
+    estimates = {}  # (label, method) -> list over seeds
+    seconds = {name: [] for name in all_methods}
+    for data_set in sets:
+        for seed in range(args.seeds):
+            X = data_set.draw(args.n_samples, seed)
+            for name, method in all_methods.items():
+                start = time.perf_counter()
+                estimates.setdefault((data_set.label, name), []).append(float(method(X, seed)))
+                seconds[name].append(time.perf_counter() - start)
+        print(data_set.label, {name: estimates[data_set.label, name] for name in all_methods}, flush=True)
+
+    names = list(all_methods)
+    rows, (strict_hits, embedding_hits, exact_hits, exact_embedding_hits) = score(sets, names, estimates)
     report("Median estimate per data set; `*` hit against the intrinsic dimension, `+` hit only against the embedding dimension (in brackets after the true dimension); DAM columns show [min-max] over the seeds.\n")
     report.table(["data set", "ambient", "true dim (embedding)", *names], rows)
     summary = []
@@ -268,7 +284,17 @@ def main():
         verdict = "PASS" if hits["DAMAutoencoder()"] >= hits[best_name] else "FAIL"
         report(f"Acceptance ({view}): DAMAutoencoder() {hits['DAMAutoencoder()']} hits against the best intrinsic-dimension estimator's {hits[best_name]} ({best_name}): {verdict}")
     report.save()
+    import json
 
+    from _common import RESULTS
+
+    (RESULTS / "manifolds_estimates.json").write_text(json.dumps({f"{label} | {name}": values for (label, name), values in estimates.items()}, indent=0))
+
+    plot(sets, names, estimates)
+
+
+def plot(sets, names, estimates):
+    _, (strict_hits, embedding_hits, exact_hits, exact_embedding_hits) = score(sets, names, estimates)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,21 +307,18 @@ def main():
         found = [statistics.median(estimates[d.label, name]) for d in sets]
         jitter = (names.index(name) - len(names) / 2) * 0.08
         axes[0].scatter(np.array(truth) + jitter, found, marker=markers[name], label=name, alpha=0.75, s=22)
-    limit = max(d.dimension for d in sets) + 2
-    axes[0].plot([0, limit], [0, limit], "k:", linewidth=1)
-    # The same scale on both axes, so that a right estimate lies on the diagonal.
-    axes[0].set(
-        xlabel="intrinsic dimension", ylabel="estimate (median over seeds)", title="estimates against the truth",
-        xscale="symlog", yscale="symlog",
-    )
+    limit = max(d.dimension for d in sets) * 1.3
+    diagonal = np.geomspace(0.8, limit, 50)
+    axes[0].plot(diagonal, diagonal, "k:", linewidth=1, label="estimate = truth")
+    axes[0].set(xlabel="intrinsic dimension", ylabel="estimate (median over seeds)", title="estimates against the truth", xscale="log", yscale="log")
     axes[0].legend(fontsize=7)
     positions = np.arange(len(names))
-    axes[1].bar(positions - 0.2, [strict_hits[n] for n in names], 0.4, label="strict")
-    axes[1].bar(positions + 0.2, [embedding_hits[n] for n in names], 0.4, label="embedding view")
+    for offset, (label, hits) in zip((-0.3, -0.1, 0.1, 0.3), [("within tolerance, strict", strict_hits), ("within tolerance, embedding view", embedding_hits), ("exact", exact_hits), ("exact, embedding view", exact_embedding_hits)]):
+        axes[1].bar(positions + offset, [hits[n] for n in names], 0.2, label=label)
     axes[1].axhline(len(sets), color="k", linestyle=":", linewidth=1)
     axes[1].set_xticks(positions, names, rotation=40, ha="right", fontsize=8)
-    axes[1].set(ylabel=f"data sets within tolerance (of {len(sets)})", title="hits")
-    axes[1].legend(fontsize=7)
+    axes[1].set(ylabel=f"data sets (of {len(sets)})")
+    axes[1].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=2)
     save_figure(figure, "manifolds")
 
 
