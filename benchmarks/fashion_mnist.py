@@ -17,7 +17,6 @@ Usage: ``python benchmarks/fashion_mnist.py [--threads 1]``
 """
 
 import argparse
-import statistics
 import time
 import warnings
 
@@ -66,7 +65,7 @@ def main():
     report = Report("fashion_mnist")
     report(f"# Fashion-MNIST: test MSE against dimension\n\n`{command_line()}`\n")
     report(f"Machine: {machine_description(args.threads)}\n")
-    report(f"60000 training and 10000 test images of 784 pixels scaled to [-1, 1]; MSE in those units on the test images.\n")
+    report("60000 training and 10000 test images of 784 pixels scaled to [-1, 1]; MSE in those units on the test images.\n")
 
     # PCA: one fit, truncated to every dimension; the test MSE of the top k axes.
     pca = PCA(64, random_state=0).fit(X)
