@@ -1,9 +1,10 @@
 """DAMAutoencoder: the nonlinear gated autoencoder, for curved data."""
 
-from ._base import _BaseDAM
-
 from numbers import Integral
+
 from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import _BaseDAM
 
 #: Epochs with beta frozen before pruning starts. None are needed: beta starts at 1
 #: and no gate closes before it has crossed 0, which takes 1 / GATE_LEARNING_RATE
@@ -90,7 +91,8 @@ class DAMAutoencoder(_BaseDAM):
     n_iter_ : int
         Epochs run.
     stop_reason_ : str
-        ``"converged"``, ``"max_iter"`` or ``"interrupted"``.
+        ``"converged"``, ``"max_iter"``, ``"interrupted"``, or ``"partial_fit"``
+        after :meth:`partial_fit`.
     module_ : skdam.nn.GatedAutoencoder
         The trained network, on the CPU and in eval mode.
     n_features_in_ : int

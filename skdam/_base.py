@@ -23,7 +23,7 @@ from sklearn.utils.extmath import randomized_svd
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._progress import epoch_progress
-from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, GateTrainer, TrainingDivergedError, train_gated_autoencoder
+from ._training import STOP_INTERRUPTED, STOP_MAX_ITER, STOP_PARTIAL_FIT, GateTrainer, TrainingDivergedError, train_gated_autoencoder
 from .nn import GatedAutoencoder
 
 #: Widest default bottleneck; a user who expects more dimensions sets max_components.
@@ -341,7 +341,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         finally:
             _move_trainer(trainer, torch.device("cpu"))
         self._trainer, self._pruning = trainer, pruning
-        self._finish_fit(trainer.module, X, [*history, record], "partial_fit", None)
+        self._finish_fit(trainer.module, X, [*history, record], STOP_PARTIAL_FIT, None)
         return self
 
     def _history(self):
@@ -421,7 +421,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.loss_curve_ = [record.loss for record in history]
         self.reconstruction_error_curve_ = [record.reconstruction_error for record in history]
         self.n_components_curve_ = [record.n_open for record in history]
-        if self.early_stopping and stop_reason != "partial_fit":
+        if self.early_stopping and stop_reason != STOP_PARTIAL_FIT:
             self.validation_error_curve_ = [record.validation_error for record in history]
         self.n_iter_ = len(history)
         self.stop_reason_ = stop_reason

@@ -6,6 +6,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseDAM, _dense_batches, _row_chunks
+from ._training import STOP_PARTIAL_FIT
 
 
 class DAMEmbedding(_BaseDAM):
@@ -102,7 +103,8 @@ class DAMEmbedding(_BaseDAM):
     n_iter_ : int
         Epochs run.
     stop_reason_ : str
-        ``"converged"``, ``"max_iter"`` or ``"interrupted"``.
+        ``"converged"``, ``"max_iter"``, ``"interrupted"``, or ``"partial_fit"``
+        after :meth:`partial_fit`.
     module_ : skdam.nn.GatedAutoencoder
         The trained network, on the CPU and in eval mode.
     n_features_in_ : int
@@ -188,7 +190,7 @@ class DAMEmbedding(_BaseDAM):
             ``X`` (float64 for any other dtype).
         """
         check_is_fitted(self)
-        if self.stop_reason_ == "partial_fit":
+        if self.stop_reason_ == STOP_PARTIAL_FIT:
             return super().transform(X)
         X = self._validate_for_batches(X)
         dtype = self._output_dtype(X)

@@ -14,6 +14,8 @@ import torch
 STOP_CONVERGED = "converged"
 STOP_MAX_ITER = "max_iter"
 STOP_INTERRUPTED = "interrupted"
+#: What partial_fit records: it runs one epoch per call, and no stopping rule.
+STOP_PARTIAL_FIT = "partial_fit"
 
 #: The gates count as settled once, over the last ``n_iter_no_change`` epochs, beta
 #: has moved less than this share of what Adam would move it at full pace (about
