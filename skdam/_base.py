@@ -47,6 +47,11 @@ AUTO_BATCH_SIZE_BOUNDS = (32, 65536)
 #: kernel waits for a descheduled thread (measured 20 to 100 times slower with 2
 #: threads than with 1 on a loaded 2-core machine; see docs/benchmarks.md).
 SINGLE_THREAD_MAX_WORK = 2**26
+#: Multiply-adds per training step from which mixed_precision="auto" computes the
+#: matrix products in bfloat16. Below it the casts cost more than the faster
+#: products save: with AMX on 2 cores a step was 1.1x to 1.8x faster from 2**26 up,
+#: and up to 1.8x slower between 2**16 and 2**22 (see docs/benchmarks.md).
+MIXED_PRECISION_MIN_WORK = 2**26
 #: The network computes in float32 (largest value 3.4e38). Inputs up to this
 #: magnitude leave room for centring and reconstruction; larger ones are refused.
 LARGEST_INPUT_MAGNITUDE = 1e36
@@ -91,12 +96,33 @@ def _resolve_device(device):
     return device
 
 
+def _step_work(module, batch_size):
+    """Multiply-adds of one training step, up to a constant: batch rows x parameters."""
+    return batch_size * sum(parameter.numel() for parameter in module.parameters())
+
+
 def _training_threads(module, batch_size, device):
     """Intra-op threads for training: 1 for small steps on the CPU, else torch's own."""
     if device.type != "cpu":
         return None
-    work = batch_size * sum(parameter.numel() for parameter in module.parameters())
-    return 1 if work < SINGLE_THREAD_MAX_WORK else None
+    return 1 if _step_work(module, batch_size) < SINGLE_THREAD_MAX_WORK else None
+
+
+def _multiplies_bfloat16_natively(device):
+    """Whether ``device`` has bfloat16 matrix units: AMX on a CPU, Ampere+ on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    # Older torch has no capability query; float32 is then the safe answer.
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    return device.type == "cpu" and capabilities is not None and bool(capabilities().get("amx_bf16", False))
+
+
+def _training_matmul_dtype(mixed_precision, module, batch_size, device):
+    """``"bfloat16"`` or ``"float32"``: the dtype of training's matrix products."""
+    if mixed_precision == "auto":
+        large = _step_work(module, batch_size) >= MIXED_PRECISION_MIN_WORK
+        return "bfloat16" if large and _multiplies_bfloat16_natively(device) else "float32"
+    return "bfloat16" if mixed_precision else "float32"
 
 
 @contextmanager
@@ -165,6 +191,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device],
+        "mixed_precision": [StrOptions({"auto"}), "boolean"],
     }
 
     #: Hidden widths of the module; overridden by DAMAutoencoder.
@@ -223,6 +250,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module, pruning, directions = self._build_module(X_fit, random_state, generator)
         device = _resolve_device(self.device)
         settings = self._trainer_settings(X_fit.shape[0], pruning, generator)
+        settings["matmul_dtype"] = _training_matmul_dtype(self.mixed_precision, module, settings["batch_size"], device)
         threads = _training_threads(module, settings["batch_size"], device)
         with epoch_progress(self.verbose, self.max_iter, type(self).__name__) as on_epoch_end, _intra_op_threads(threads):
             result = train_gated_autoencoder(
@@ -237,6 +265,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             )
         module.cpu().eval()
         self._pruning = pruning
+        self.mixed_precision_ = settings["matmul_dtype"] == "bfloat16"
         self._finish_fit(module, X_fit, result.history, result.stop_reason, directions)
         if not all(bool(torch.isfinite(tensor).all()) for tensor in module.state_dict().values()):
             # The trainer rolls back non-finite epochs; this is the last line of defence,
@@ -323,6 +352,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 module, pruning, _ = self._build_module(X, random_state, generator)
                 history = []
             settings = self._trainer_settings(X.shape[0], pruning, generator)
+            settings["matmul_dtype"] = _training_matmul_dtype(self.mixed_precision, module, settings["batch_size"], device)
             if fitted:
                 settings["warmup_epochs"] = 0
             trainer = GateTrainer(module, **settings)
@@ -341,6 +371,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         finally:
             _move_trainer(trainer, torch.device("cpu"))
         self._trainer, self._pruning = trainer, pruning
+        self.mixed_precision_ = trainer.matmul_dtype == "bfloat16"
         self._finish_fit(trainer.module, X, [*history, record], STOP_PARTIAL_FIT, None)
         return self
 
@@ -369,12 +400,15 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         pruning = self._pruning_plan(*X_fit.shape)
         mean, spread, directions = _principal_directions(X_fit, pruning.max_components, random_state)
         self._check_spread(mean, spread)
-        # Build on the meta device so construction draws nothing from the global RNG.
-        with torch.device("meta"):
+        # Construction draws from the global RNG; fork_rng puts it back, and
+        # reset_parameters then draws from our own generator. (Building on the meta
+        # device would avoid the draws but costs ~1.2 s on a process's first fit,
+        # while PyTorch imports its meta kernels.)
+        with torch.random.fork_rng(devices=[]):
             module = GatedAutoencoder(
                 X_fit.shape[1], pruning.max_components, self._hidden_layer_sizes(), self._activation()
             )
-        module = module.to_empty(device="cpu").reset_parameters(generator)
+        module.reset_parameters(generator)
         # Constant data has no spread to divide by; any scale reconstructs it.
         module.set_normalization(mean, spread if spread > 0 else 1.0)
         module.set_linear_path(directions)
@@ -658,9 +692,11 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return tags
 
 
-#: Entries per block (1 MiB in float64) when statistics of X are accumulated in
-#: float64: bounds their extra memory whatever the width of X.
-STATISTICS_CHUNK_ENTRIES = 2**17
+#: Entries per block (8 MiB in float64) when statistics of X are accumulated in
+#: float64: bounds their extra memory whatever the width of X. Blocks of 1 MiB made
+#: the covariance of Fashion-MNIST (60000 x 784) take 0.84 s instead of 0.45 s: a
+#: block of 167 rows is too thin for the matrix product to run at full speed.
+STATISTICS_CHUNK_ENTRIES = 2**20
 #: Above this many features the d x d covariance is too big: sample rows instead.
 COVARIANCE_MAX_FEATURES = 4096
 #: Rows sampled for a randomized SVD when there are too many features.

@@ -65,6 +65,14 @@ class DAMEmbedding(_BaseDAM):
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         Where to train and transform; ``"auto"`` picks CUDA when it is available.
         The fitted network always lives on the CPU.
+    mixed_precision : "auto" or bool, default="auto"
+        Whether training computes its matrix products in bfloat16, keeping the
+        weights, the gate and the loss in float32. ``"auto"`` turns it on where it
+        pays: on a device with bfloat16 matrix units (a CPU with AMX, a CUDA GPU of
+        compute capability 8.0 or more) and a training step of at least ``2**26``
+        multiply-adds (batch rows times parameters). ``transform``,
+        ``inverse_transform`` and ``score`` always compute in float32. Set False for
+        results that do not depend on the machine's instruction set.
 
     Attributes
     ----------
@@ -92,6 +100,8 @@ class DAMEmbedding(_BaseDAM):
         Rows per mini-batch actually used.
     device_ : torch.device
         Device resolved from ``device``.
+    mixed_precision_ : bool
+        Whether training computed its matrix products in bfloat16.
     loss_curve_ : list of float
         Training objective after each epoch.
     reconstruction_error_curve_ : list of float
@@ -153,6 +163,7 @@ class DAMEmbedding(_BaseDAM):
         random_state=None,
         verbose=0,
         device="auto",
+        mixed_precision="auto",
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -168,6 +179,7 @@ class DAMEmbedding(_BaseDAM):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.mixed_precision = mixed_precision
 
     def transform(self, X):
         """Project ``X`` on the discovered components, as PCA does.

@@ -96,6 +96,11 @@ class GateTrainer:
     the last good epoch and halves the learning rates, up to
     ``max_learning_rate_cuts`` times; then :meth:`run_epoch` raises
     :class:`TrainingDivergedError` with the module at its last good state.
+
+    ``matmul_dtype="bfloat16"`` runs the forward pass under ``torch.autocast``: the
+    matrix products compute in bfloat16 while the weights, the optimiser state, the
+    gate and the loss stay float32 (mixed precision, with no loss scaling, which
+    bfloat16's float32-wide exponent does not need).
     """
 
     def __init__(
@@ -112,7 +117,10 @@ class GateTrainer:
         generator,
         scheduled_pruning=False,
         max_learning_rate_cuts=6,
+        matmul_dtype="float32",
     ):
+        if matmul_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"matmul_dtype must be 'float32' or 'bfloat16', got {matmul_dtype!r}.")
         self.module = module
         self.alpha = alpha
         self.batch_size = batch_size
@@ -125,6 +133,7 @@ class GateTrainer:
         self.scheduled_pruning = scheduled_pruning
         self.generator = generator
         self.max_learning_rate_cuts = max_learning_rate_cuts
+        self.matmul_dtype = matmul_dtype
         self.epochs_run = 0
         self.n_learning_rate_cuts = 0
         self.optimizer = self._make_optimizer()
@@ -142,6 +151,7 @@ class GateTrainer:
             "min_open": self.min_open,
             "scheduled_pruning": self.scheduled_pruning,
             "max_learning_rate_cuts": self.max_learning_rate_cuts,
+            "matmul_dtype": self.matmul_dtype,
         }
 
     def _make_optimizer(self):
@@ -162,10 +172,14 @@ class GateTrainer:
         gate.beta.requires_grad_(learned_beta)
         permutation = torch.randperm(X_train.shape[0], generator=self.generator).to(X_train.device)
         error_sum = torch.zeros((), dtype=torch.float64, device=X_train.device)
+        mixed_precision = torch.autocast(
+            X_train.device.type, dtype=torch.bfloat16, enabled=self.matmul_dtype == "bfloat16"
+        )
         for start in range(0, X_train.shape[0], self.batch_size):
             batch = module.normalize(X_train[permutation[start : start + self.batch_size]])
-            reconstruction = module.decode_normalized(module.encode_normalized(batch))
-            error = torch.nn.functional.mse_loss(reconstruction, batch)
+            with mixed_precision:
+                reconstruction = module.decode_normalized(module.encode_normalized(batch))
+            error = torch.nn.functional.mse_loss(reconstruction.float(), batch)
             loss = error + self.alpha * gate.soft_open_count() if learned_beta else error
             if not torch.isfinite(loss):
                 return None
@@ -318,6 +332,7 @@ def train_gated_autoencoder(
     generator,
     scheduled_pruning=False,
     max_learning_rate_cuts=6,
+    matmul_dtype="float32",
     on_epoch_end=None,
 ):
     """Train ``module`` in place until its gates and loss settle; return what to keep.
@@ -347,6 +362,7 @@ def train_gated_autoencoder(
         generator=generator,
         scheduled_pruning=scheduled_pruning,
         max_learning_rate_cuts=max_learning_rate_cuts,
+        matmul_dtype=matmul_dtype,
     )
     steps_per_epoch = math.ceil(X_train.shape[0] / batch_size)
     monitor = SettlingMonitor(tol, n_iter_no_change, beta_pace_per_epoch=gate_learning_rate * steps_per_epoch)

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -15,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skdam import DAMAutoencoder, DAMEmbedding
 
+from skdam._base import _training_matmul_dtype
 from skdam.datasets import make_linear_latent
 
 
@@ -200,3 +202,38 @@ def test_float32_is_preserved(low_rank_data):
 def test_linear_experiment_smaller_copy_finds_rank():
     X, _ = make_linear_latent(2000, 10, 100, random_state=4)
     assert DAMEmbedding(random_state=4).fit(X).n_components_ == 10
+
+
+@pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
+def test_mixed_precision_training_finds_the_rank(Estimator, low_rank_data):
+    # bfloat16 autocast runs on any CPU (slowly without AMX), so this is tested here.
+    estimator = Estimator(mixed_precision=True, random_state=0).fit(low_rank_data)
+    assert estimator.mixed_precision_ is True
+    assert estimator.n_components_ == 4
+    assert all(parameter.dtype == torch.float32 for parameter in estimator.module_.parameters())
+    assert estimator.score(low_rank_data) > 0.998  # float32 training gives 0.9989 (DAMAutoencoder)
+
+
+def test_mixed_precision_auto_stays_float32_for_small_steps(fitted_embedding):
+    # 600 x 30 gives a few thousand multiply-adds per step: casts would cost more.
+    assert fitted_embedding.mixed_precision_ is False
+
+
+@pytest.mark.parametrize("has_amx, expected", [(True, "bfloat16"), (False, "float32")])
+def test_mixed_precision_auto_follows_the_cpu(monkeypatch, has_amx, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": has_amx})
+    module = torch.nn.Linear(1000, 1000)  # a million parameters
+    cpu = torch.device("cpu")
+    assert _training_matmul_dtype("auto", module, 256, cpu) == expected
+    assert _training_matmul_dtype("auto", module, 1, cpu) == "float32"  # too small to pay
+    assert _training_matmul_dtype(True, module, 1, cpu) == "bfloat16"
+    assert _training_matmul_dtype(False, module, 256, cpu) == "float32"
+
+
+def test_mixed_precision_survives_pickle_in_partial_fit(low_rank_data):
+    estimator = DAMAutoencoder(hidden_layer_sizes=(16,), mixed_precision=True, random_state=0)
+    estimator.partial_fit(low_rank_data)
+    restored = pickle.loads(pickle.dumps(estimator))
+    restored.partial_fit(low_rank_data)
+    assert restored._trainer.matmul_dtype == "bfloat16"
+    assert restored.mixed_precision_ is True

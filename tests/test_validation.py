@@ -263,6 +263,7 @@ INVALID_PARAMETERS = [
     ("random_state", "seed"),
     ("verbose", -1),
     ("device", "tpu"),
+    ("mixed_precision", "bf16"),
 ]
 
 
