@@ -15,7 +15,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skdam import DAMAutoencoder, DAMEmbedding
-
 from skdam._base import _training_matmul_dtype
 from skdam.datasets import make_linear_latent
 
