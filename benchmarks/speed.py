@@ -12,10 +12,14 @@ Sections (``--sections`` picks some):
 - ``mlp_kernel``: the paper's MLP-kernel experiment (k=20). The recipe's 10000
   full-batch epochs are extrapolated from a timed slice; ``DAMAutoencoder()``; PCA.
 - ``fashion_mnist``: 60000 x 784. The recipe's 100 epochs (batch 512) extrapolated
-  from a timed slice; ``DAMAutoencoder()`` fit, test MSE against PCA at the same
-  dimension; transform throughput of DAMEmbedding, DAMAutoencoder and PCA.
+  from a timed slice; ``DAMAutoencoder()`` fit, and the same trained in float32
+  (``mixed_precision=False``), test MSE against PCA at the same dimension;
+  transform throughput of DAMEmbedding, DAMAutoencoder and PCA.
 - ``scaling``: fit time and peak memory at N = 1e4, 1e5, 1e6 (d=100, float32).
 - ``compile``: eager against ``torch.compile`` per training step.
+- ``precision``: float32 against bfloat16 autocast per training step, over step
+  sizes from the manifolds' to Fashion-MNIST's: where ``mixed_precision="auto"``
+  draws its line.
 
 Usage: ``python benchmarks/speed.py [--sections linear mlp_kernel ...] [--threads 1]``
 """
@@ -33,7 +37,7 @@ import numpy as np
 
 from _common import Report, add_common_arguments, command_line, limit_threads, machine_description, median_seconds, save_figure
 
-SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile"]
+SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile", "precision"]
 
 
 def quiet_fit(estimator, X):
@@ -165,19 +169,23 @@ def section_fashion_mnist(report, args):
     pca_median, _, pca = median_seconds(lambda: PCA(k).fit(X), args.repeats)
     dam_mse = [_test_mse(estimator, X_test) for estimator in fitted]
     pca_mse_by_k = {d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(dam_dims))}
-    # For context: the same estimator with a residual half as wide, about the recipe's cost per epoch.
-    narrow = lambda random_state: DAMAutoencoder(hidden_layer_sizes=(64,), random_state=random_state)  # noqa: E731
-    narrow_median, narrow_seconds, narrow_dims, narrow_epochs, narrow_fitted = time_dam(narrow, X, range(args.fashion_seeds))
-    narrow_mse = [_test_mse(estimator, X_test) for estimator in narrow_fitted]
-    pca_mse_by_k.update({d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(narrow_dims) - set(pca_mse_by_k))})
+    # For context: the default trained in float32 throughout, as on a CPU without
+    # bfloat16 matrix units (mixed_precision="auto" resolves to float32 there).
+    float32 = lambda random_state: DAMAutoencoder(mixed_precision=False, random_state=random_state)  # noqa: E731
+    f32_median, f32_seconds, f32_dims, f32_epochs, f32_fitted = time_dam(float32, X, range(args.fashion_seeds))
+    f32_mse = [_test_mse(estimator, X_test) for estimator in f32_fitted]
+    pca_mse_by_k.update({d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(f32_dims) - set(pca_mse_by_k))})
     rows = [
         (f"paper recipe, {total_epochs} epochs of batch 512 (EXTRAPOLATED from {args.repeats} slices of {args.fashion_slice} epochs)", recipe_estimate, 1.0, "-", "-", "-", "-"),
         ("DAMAutoencoder()", dam_median, recipe_estimate / dam_median, " ".join(map(str, dam_dims)), " ".join(map(str, dam_epochs)), " ".join(f"{m:.4f}" for m in dam_mse), " ".join(f"{pca_mse_by_k[d]:.4f}" for d in dam_dims)),
-        ("DAMAutoencoder(hidden_layer_sizes=(64,)) (not the default)", narrow_median, recipe_estimate / narrow_median, " ".join(map(str, narrow_dims)), " ".join(map(str, narrow_epochs)), " ".join(f"{m:.4f}" for m in narrow_mse), " ".join(f"{pca_mse_by_k[d]:.4f}" for d in narrow_dims)),
+        ("DAMAutoencoder(mixed_precision=False) (float32 training)", f32_median, recipe_estimate / f32_median, " ".join(map(str, f32_dims)), " ".join(map(str, f32_epochs)), " ".join(f"{m:.4f}" for m in f32_mse), " ".join(f"{pca_mse_by_k[d]:.4f}" for d in f32_dims)),
         (f"PCA({k})", pca_median, recipe_estimate / pca_median, str(k), "-", f"{pca_mse_by_k[k]:.4f}", "-"),
     ]
     report.table(["method", "median fit s", "speed-up vs recipe", "dimensions", "epochs", "test MSE", "PCA test MSE, same dims"], rows, ["", ".1f", ".1f", "", "", "", ""])
-    report(f"recipe: median {per_epoch:.2f} s per epoch (slice medians {[round(s, 2) for s in slices]}); DAMAutoencoder() fit seconds {[round(s, 1) for s in dam_seconds]}; with (64,) {[round(s, 1) for s in narrow_seconds]}")
+    report(f"recipe: median {per_epoch:.2f} s per epoch (slice medians {[round(s, 2) for s in slices]}); DAMAutoencoder() fit seconds {[round(s, 1) for s in dam_seconds]}; float32 {[round(s, 1) for s in f32_seconds]}")
+    report(f"DAMAutoencoder() resolved mixed_precision='auto' to {autoencoder.mixed_precision_} on this machine; the recipe trains in float32, as published.")
+    f32_speedup = recipe_estimate / f32_median
+    report(f"Context: trained in float32 throughout (as on a CPU without AMX), the default is {f32_speedup:.1f}x faster than the recipe.")
     speedup = recipe_estimate / dam_median
     mse_ok = all(m < pca_mse_by_k[d] for m, d in zip(dam_mse, dam_dims))
     report(f"Acceptance (Fashion-MNIST fit): {speedup:.1f}x faster than the recipe's 100 epochs (target >= 10x), test MSE below PCA's at the same dimension on {sum(m < pca_mse_by_k[d] for m, d in zip(dam_mse, dam_dims))}/{len(dam_mse)} seeds: {'PASS' if speedup >= 10 and mse_ok else 'FAIL'}\n")
@@ -202,7 +210,7 @@ def section_fashion_mnist(report, args):
     report.table(["transform", "median s", "rows/s", "ratio to PCA at same dims"], rows, ["", ".3f", ",.0f", ".2f"])
     ratio = throughput[names[1]] / throughput[names[0]]
     report(f"Acceptance (transform): DAMEmbedding.transform at {ratio:.2f} of PCA.transform's rows/s (target >= 0.5): {'PASS' if ratio >= 0.5 else 'FAIL'}\n")
-    return {"fashion_speedup": speedup, "fashion_mse_ok": mse_ok, "transform_ratio": ratio,
+    return {"fashion_speedup": speedup, "fashion_float32_speedup": f32_speedup, "fashion_mse_ok": mse_ok, "transform_ratio": ratio,
             "times_fashion_mnist": {"paper recipe (extrapolated)": recipe_estimate, "DAMAutoencoder()": dam_median, f"PCA({k})": pca_median}}
 
 
@@ -381,6 +389,43 @@ def section_compile(report, args):
         steps_to_repay = compile_seconds / (medians["eager"] - medians["compiled"]) if medians["compiled"] < medians["eager"] else float("inf")
         rows.append((name, batch, medians["eager"] * 1e3, medians["compiled"] * 1e3, medians["eager"] / medians["compiled"], compile_seconds, steps_to_repay))
     report.table(["model", "batch", "eager ms/step", "compiled ms/step", "speed-up", "compile s", "steps to repay compile"], rows, ["", "d", ".3f", ".3f", ".2f", ".1f", ".0f"])
+    return {}
+
+
+# ---------------------------------------------------------------------------------
+
+
+def section_precision(report, args):
+    import torch
+
+    from skdam._base import MIXED_PRECISION_MIN_WORK, _multiplies_bfloat16_natively, _step_work
+    from skdam._training import GateTrainer
+    from skdam.nn import GatedAutoencoder
+
+    report("## Mixed precision: float32 against bfloat16 matrix products, per training step\n")
+    native = _multiplies_bfloat16_natively(torch.device("cpu"))
+    report(f"This CPU multiplies bfloat16 natively (AMX): {native}. Each step is the trainer's own (GateTrainer.run_epoch over 50 batches); medians of {args.repeats} epochs after one warm-up epoch. mixed_precision='auto' uses bfloat16 from {MIXED_PRECISION_MIN_WORK:,} multiply-adds per step (batch rows x parameters), and only on such hardware.\n")
+    rows = []
+    for name, n_features, hidden, batch in [
+        ("manifold in R^3 (N=2000)", 3, (128,), 40),
+        ("digits (N=1797)", 64, (128,), 36),
+        ("linear experiment, DAMEmbedding", 100, (), 100),
+        ("MLP kernel, DAMAutoencoder", 100, (128,), 100),
+        ("Fashion-MNIST, DAMEmbedding", 784, (), 1200),
+        ("Fashion-MNIST, DAMAutoencoder", 784, (128,), 1200),
+        ("N=1e6, d=100, DAMAutoencoder", 100, (128,), 20000),
+    ]:
+        X = torch.randn(50 * batch, n_features)
+        per_step = {}
+        for dtype in ["float32", "bfloat16"]:
+            module = GatedAutoencoder(n_features, min(64, n_features), hidden).reset_parameters(torch.Generator().manual_seed(0))
+            trainer = GateTrainer(module, alpha=0.01, batch_size=batch, learning_rate=1e-3, gate_learning_rate=0.02, weight_decay=0.0, warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0), matmul_dtype=dtype)
+            trainer.run_epoch(X)
+            seconds, _, _ = median_seconds(lambda: trainer.run_epoch(X), args.repeats)
+            per_step[dtype] = seconds / 50
+        work = _step_work(module, batch)
+        rows.append((name, batch, f"2^{np.log2(work):.1f}", "bfloat16" if native and work >= MIXED_PRECISION_MIN_WORK else "float32", per_step["float32"] * 1e3, per_step["bfloat16"] * 1e3, per_step["float32"] / per_step["bfloat16"]))
+    report.table(["step", "batch", "multiply-adds", "auto picks", "float32 ms/step", "bfloat16 ms/step", "bfloat16 speed-up"], rows, ["", "d", "", "", ".2f", ".2f", ".2f"])
     return {}
 
 

@@ -34,7 +34,8 @@ class DAMAutoencoder(_BaseDAM):
         Activation of the hidden layers.
     alpha : float, default=0.01
         Regularization strength: a unit stays open while it explains more than
-        ``alpha`` of the total variance. Independent of the units of ``X`` and of
+        ``alpha`` of the total variance, as far as the network has learned to use
+        it when training stops. Independent of the units of ``X`` and of
         ``max_components``.
     max_components : int, default=None
         Width of the gated bottleneck; ``None`` uses ``min(64, n_samples,

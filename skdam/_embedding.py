@@ -29,7 +29,9 @@ class DAMEmbedding(_BaseDAM):
         Regularization strength. A component stays while it explains more than
         ``alpha`` of the total variance: the penalty charges ``alpha`` per open unit
         against the unexplained share of the variance, ``1 - R^2``. It does not
-        depend on the units of ``X`` nor on ``max_components``.
+        depend on the units of ``X`` nor on ``max_components``. The rule is where
+        training heads, not a guarantee: a unit explaining a little less than
+        ``alpha`` closes slowly and may still be open when training stops.
     max_components : int, default=None
         Width of the gated bottleneck, the most components that can be kept.
         ``None`` uses ``min(64, n_samples, n_features)``, or more when
