@@ -286,13 +286,21 @@ class SettlingMonitor:
         self.betas = []
 
     def update(self, objective, n_open, beta):
-        """Record one epoch; return True when it improved on the best objective."""
-        improved = objective < self.best_objective - self.tol
+        """Record one epoch; return True when it improved on the best objective.
+
+        As in scikit-learn's ``MLPRegressor``: an epoch that beats the best
+        objective so far by less than ``tol`` counts as no improvement, and the best
+        follows every new low. (Holding the best until it was beaten by ``tol`` let
+        a slow steady decline, ``tol / 3`` per epoch, run on for epochs after the
+        gates had settled.)
+        """
+        if objective > self.best_objective - self.tol:
+            self.epochs_without_improvement += 1
+        else:
+            self.epochs_without_improvement = 0
+        improved = objective < self.best_objective
         if improved:
             self.best_objective = objective
-            self.epochs_without_improvement = 0
-        else:
-            self.epochs_without_improvement += 1
         same = n_open == self.previous_open
         self.epochs_with_same_count = self.epochs_with_same_count + 1 if same else 0
         self.previous_open = n_open
