@@ -49,8 +49,8 @@ AUTO_BATCH_SIZE_BOUNDS = (32, 65536)
 SINGLE_THREAD_MAX_WORK = 2**26
 #: Multiply-adds per training step from which mixed_precision="auto" computes the
 #: matrix products in bfloat16. Below it the casts cost more than the faster
-#: products save: with AMX on 2 cores a step was 1.1x to 1.8x faster from 2**26 up,
-#: and up to 1.8x slower between 2**16 and 2**22 (see docs/benchmarks.md).
+#: products save: with AMX (speed.py's precision section, 1 thread) a step was 1.25x
+#: to 1.67x faster from 2**26 up, and 1.1x to 1.6x slower from 2**16 to 2**22.5.
 MIXED_PRECISION_MIN_WORK = 2**26
 #: The network computes in float32 (largest value 3.4e38). Inputs up to this
 #: magnitude leave room for centring and reconstruction; larger ones are refused.
