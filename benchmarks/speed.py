@@ -20,6 +20,9 @@ Sections (``--sections`` picks some):
 - ``precision``: float32 against bfloat16 autocast per training step, over step
   sizes from the manifolds' to Fashion-MNIST's: where ``mixed_precision="auto"``
   draws its line.
+- ``internals``: two choices inside the package, each against the alternative it
+  replaced: one matrix product for the linear path and the residual against two,
+  and the size of the blocks the covariance is summed over.
 
 Usage: ``python benchmarks/speed.py [--sections linear mlp_kernel ...] [--threads 1]``
 """
@@ -37,7 +40,7 @@ import numpy as np
 
 from _common import Report, add_common_arguments, command_line, limit_threads, machine_description, median_seconds, save_figure
 
-SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile", "precision"]
+SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile", "precision", "internals"]
 
 
 def quiet_fit(estimator, X):
@@ -426,6 +429,65 @@ def section_precision(report, args):
         work = _step_work(module, batch)
         rows.append((name, batch, f"2^{np.log2(work):.1f}", "bfloat16" if native and work >= MIXED_PRECISION_MIN_WORK else "float32", per_step["float32"] * 1e3, per_step["bfloat16"] * 1e3, per_step["float32"] / per_step["bfloat16"]))
     report.table(["step", "batch", "multiply-adds", "auto picks", "float32 ms/step", "bfloat16 ms/step", "bfloat16 speed-up"], rows, ["", "d", "", "", ".2f", ".2f", ".2f"])
+    return {}
+
+
+# ---------------------------------------------------------------------------------
+
+
+def _two_product_forward(module, x):
+    """The forward pass as it was before the fused products: two per wide tensor."""
+    code = module.gate(module.encoder_linear(x) + module.encoder_residual(x))
+    return module.decoder_linear(code) + module.decoder_residual(code)
+
+
+def section_internals(report, args):
+    import torch
+
+    import skdam._base as base
+    from skdam.nn import GatedAutoencoder
+
+    report("## Inside the package: each choice against the one it replaced\n")
+    report(f"One Fashion-MNIST-sized training step (batch 1200, 784 -> 128 -> 64, Adam), median of {args.repeats} x 50 steps; the two forwards compute the same function.\n")
+    x = torch.randn(1200, 784)
+    rows = []
+    for dtype in [torch.float32, torch.bfloat16]:
+        per_step = {}
+        for name, forward in [("two products", _two_product_forward), ("one product (the package)", lambda m, batch: m.decode_normalized(m.encode_normalized(batch)))]:
+            module = GatedAutoencoder(784, 64, (128,)).reset_parameters(torch.Generator().manual_seed(0))
+            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+
+            def steps(forward=forward, module=module, optimizer=optimizer, dtype=dtype):
+                for _ in range(50):
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                        reconstruction = forward(module, x)
+                    loss = torch.nn.functional.mse_loss(reconstruction.float(), x)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+
+            steps()
+            seconds, _, _ = median_seconds(steps, args.repeats)
+            per_step[name] = seconds / 50
+        two, one = per_step["two products"], per_step["one product (the package)"]
+        rows.append((str(dtype).removeprefix("torch."), two * 1e3, one * 1e3, two / one))
+    report.table(["matrix products in", "two products ms/step", "one product ms/step", "speed-up"], rows, ["", ".2f", ".2f", ".2f"])
+
+    from _fashion_mnist import ensure_installed, load_fashion_mnist
+
+    ensure_installed()
+    X, _ = load_fashion_mnist("train")
+    report(f"\nMean, spread and top 64 principal axes of Fashion-MNIST (60000 x 784 float32), summed in float64 over blocks; median of {args.repeats}.\n")
+    rows = []
+    default_blocks = base.STATISTICS_CHUNK_ENTRIES
+    try:
+        for label, blocks in [("1 MiB (the earlier fixed size)", (2**17, 2**17)), ("a sixteenth of X, 1 to 8 MiB (the package)", default_blocks)]:
+            base.STATISTICS_CHUNK_ENTRIES = blocks
+            seconds, _, _ = median_seconds(lambda: base._principal_directions(X, 64, np.random.RandomState(0)), args.repeats)
+            rows.append((label, len(base._row_chunks(X)), seconds))
+    finally:
+        base.STATISTICS_CHUNK_ENTRIES = default_blocks
+    report.table(["blocks", "number of blocks", "median s"], rows, ["", "d", ".3f"])
     return {}
 
 
