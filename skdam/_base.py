@@ -249,8 +249,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             X_fit, validation_rows = X[np.sort(permuted[n_validation:])], np.sort(permuted[:n_validation])
         module, pruning, directions = self._build_module(X_fit, random_state, generator)
         device = _resolve_device(self.device)
-        settings = self._trainer_settings(X_fit.shape[0], pruning, generator)
-        settings["matmul_dtype"] = _training_matmul_dtype(self.mixed_precision, module, settings["batch_size"], device)
+        settings = self._trainer_settings(module, X_fit.shape[0], pruning, generator, device)
         threads = _training_threads(module, settings["batch_size"], device)
         with epoch_progress(self.verbose, self.max_iter, type(self).__name__) as on_epoch_end, _intra_op_threads(threads):
             result = train_gated_autoencoder(
@@ -351,8 +350,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             else:
                 module, pruning, _ = self._build_module(X, random_state, generator)
                 history = []
-            settings = self._trainer_settings(X.shape[0], pruning, generator)
-            settings["matmul_dtype"] = _training_matmul_dtype(self.mixed_precision, module, settings["batch_size"], device)
+            settings = self._trainer_settings(module, X.shape[0], pruning, generator, device)
             if fitted:
                 settings["warmup_epochs"] = 0
             trainer = GateTrainer(module, **settings)
@@ -414,10 +412,11 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module.set_linear_path(directions)
         return module, pruning, directions
 
-    def _trainer_settings(self, n_samples, pruning, generator):
+    def _trainer_settings(self, module, n_samples, pruning, generator, device):
+        batch_size = self._resolve_batch_size(n_samples)
         return dict(
             alpha=pruning.alpha,
-            batch_size=self._resolve_batch_size(n_samples),
+            batch_size=batch_size,
             learning_rate=self.learning_rate_init,
             gate_learning_rate=GATE_LEARNING_RATE,
             weight_decay=0.0,
@@ -426,6 +425,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             generator=generator,
             # An integer n_components: beta follows a schedule to exactly k gates.
             scheduled_pruning=self.n_components != "auto",
+            matmul_dtype=_training_matmul_dtype(self.mixed_precision, module, batch_size, device),
         )
 
     def _resolve_max_components(self, n_samples, n_features):
