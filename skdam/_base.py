@@ -73,6 +73,8 @@ BATCH_CONVERTED_DTYPES = [
 
 #: What the estimator resolved about pruning before training.
 _PruningPlan = namedtuple("_PruningPlan", ["max_components", "min_components", "alpha"])
+#: The statistics behind the warm start: normalisation and principal axes.
+_PrincipalAxes = namedtuple("_PrincipalAxes", ["mean", "spread", "directions", "variance_shares"])
 #: One epoch of the fitted curves, enough to extend them in partial_fit.
 _CurvePoint = namedtuple("_CurvePoint", ["loss", "reconstruction_error", "n_open"])
 
@@ -204,6 +206,10 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _warmup_epochs(self):
         return 0
 
+    def _probe_epochs(self):
+        """Epochs a probe for one unit fewer may take (see probe_fewer_units); 0: none."""
+        return 0
+
     # ------------------------------------------------------------------ fit
 
     def fit(self, X, y=None):
@@ -247,7 +253,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                     f"out of {X.shape[0]}; lower it or pass more rows."
                 )
             X_fit, validation_rows = X[np.sort(permuted[n_validation:])], np.sort(permuted[:n_validation])
-        module, pruning, directions = self._build_module(X_fit, random_state, generator)
+        module, pruning, axes = self._build_module(X_fit, random_state, generator)
         device = _resolve_device(self.device)
         settings = self._trainer_settings(module, X_fit.shape[0], pruning, generator, device)
         threads = _training_threads(module, settings["batch_size"], device)
@@ -259,13 +265,16 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 max_epochs=self.max_iter,
                 tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change,
+                probe_epochs=self._probe_epochs() if self.n_components == "auto" else 0,
+                # What the best linear projection leaves unexplained with k units, k >= 1.
+                linear_errors=1.0 - np.cumsum(axes.variance_shares),
                 on_epoch_end=on_epoch_end,
                 **settings,
             )
         module.cpu().eval()
         self._pruning = pruning
         self.mixed_precision_ = settings["matmul_dtype"] == "bfloat16"
-        self._finish_fit(module, X_fit, result.history, result.stop_reason, directions)
+        self._finish_fit(module, X_fit, result.history, result.stop_reason, axes.directions)
         if not all(bool(torch.isfinite(tensor).all()) for tensor in module.state_dict().values()):
             # The trainer rolls back non-finite epochs; this is the last line of defence,
             # and fit's restore undoes the attributes just set.
@@ -396,7 +405,8 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """The network, its normalisation and its SVD warm start, on the CPU."""
         # The bottleneck is bounded by the rows that train it, not by all of X.
         pruning = self._pruning_plan(*X_fit.shape)
-        mean, spread, directions = _principal_directions(X_fit, pruning.max_components, random_state)
+        axes = _principal_directions(X_fit, pruning.max_components, random_state)
+        mean, spread, directions = axes.mean, axes.spread, axes.directions
         self._check_spread(mean, spread)
         # Construction draws from the global RNG; fork_rng puts it back, and
         # reset_parameters then draws from our own generator. (Building on the meta
@@ -410,7 +420,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         # Constant data has no spread to divide by; any scale reconstructs it.
         module.set_normalization(mean, spread if spread > 0 else 1.0)
         module.set_linear_path(directions)
-        return module, pruning, directions
+        return module, pruning, axes
 
     def _trainer_settings(self, module, n_samples, pruning, generator, device):
         batch_size = self._resolve_batch_size(n_samples)
@@ -725,14 +735,14 @@ def _principal_directions(X, n_directions, random_state):
     ``O(n_features**2)``, not a copy of ``X``, and the axes are the exact top
     eigenvectors of the covariance. With more than ``COVARIANCE_MAX_FEATURES``
     features, a randomized SVD of at most ``SVD_SAMPLE_ROWS`` sampled rows gives
-    them instead.
+    them instead. ``variance_shares`` is each axis's share of the total variance.
     """
     n_samples, n_features = X.shape
     chunks = _row_chunks(X)
     mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in chunks) / n_samples
     largest_deviation = max(float(np.max(np.abs(X[rows] - mean))) for rows in chunks)
     if largest_deviation <= 4 * np.finfo(np.float64).eps * float(np.max(np.abs(mean))):
-        return mean, 0.0, np.eye(n_features)[:n_directions]
+        return _PrincipalAxes(mean, 0.0, np.eye(n_features)[:n_directions], np.zeros(n_directions))
     if n_features <= COVARIANCE_MAX_FEATURES:
         # Divided by the largest deviation before squaring, so that subnormal data
         # does not underflow to a spread of zero (and is refused as too narrow).
@@ -741,14 +751,17 @@ def _principal_directions(X, n_directions, random_state):
             centred = (X[rows] - mean) / largest_deviation  # float64
             scatter += centred.T @ centred
         spread = largest_deviation * float(np.sqrt(np.trace(scatter) / (n_samples * n_features)))
-        _, eigenvectors = np.linalg.eigh(scatter)
+        eigenvalues, eigenvectors = np.linalg.eigh(scatter)
         directions = eigenvectors[:, ::-1][:, :n_directions].T
+        variance_shares = eigenvalues[::-1][:n_directions] / max(np.trace(scatter), np.finfo(np.float64).tiny)
     else:
         sample = np.sort(random_state.choice(n_samples, min(n_samples, SVD_SAMPLE_ROWS), replace=False))
         centred = (X[sample] - mean) / largest_deviation
         spread = largest_deviation * float(np.sqrt(np.mean(np.square(centred))))
-        _, _, directions = randomized_svd(centred, n_directions, random_state=random_state)
-    return mean, spread, directions.copy()  # a fresh array: eigh's reversed view has negative strides
+        _, singular_values, directions = randomized_svd(centred, n_directions, random_state=random_state)
+        variance_shares = singular_values**2 / max(float(np.sum(np.square(centred))), np.finfo(np.float64).tiny)
+    # Fresh arrays: eigh's reversed views have negative strides.
+    return _PrincipalAxes(mean, spread, directions.copy(), np.clip(variance_shares, 0.0, 1.0).copy())
 
 
 def _tensors_to_arrays(value):

@@ -441,7 +441,7 @@ def _build_parser():
         type=_layer_sizes,
         default=None,
         metavar="SIZES",
-        help="the autoencoder's hidden widths, like 128 or 64,32 (default: 128)",
+        help="the autoencoder's hidden widths, like 128 or 64,32 (default: 128,128)",
     )
     fit.add_argument(
         "--save-model", metavar="PATH", default=None, help="also save the fitted model, for 'skdam transform'"

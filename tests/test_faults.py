@@ -44,7 +44,7 @@ def _all_finite(module):
 
 def _warm_started_module(X, hidden_layer_sizes=(8,)):
     module = GatedAutoencoder(X.shape[1], X.shape[1], hidden_layer_sizes).reset_parameters(torch.Generator().manual_seed(0))
-    mean, spread, directions = _principal_directions(X, X.shape[1], np.random.RandomState(0))
+    mean, spread, directions, _ = _principal_directions(X, X.shape[1], np.random.RandomState(0))
     module.set_normalization(mean, spread)
     module.set_linear_path(directions)
     return module

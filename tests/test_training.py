@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skdam._training import GateTrainer, SettlingMonitor
+from skdam._training import STOP_INTERRUPTED, GateTrainer, SettlingMonitor, _stuck_at_linear_start, train_gated_autoencoder
 from skdam.nn import GatedAutoencoder
 
 TOL = 1e-2
@@ -60,3 +60,80 @@ def test_trainer_refuses_an_unknown_matmul_dtype():
             module, alpha=0.01, batch_size=8, learning_rate=1e-3, gate_learning_rate=0.02, weight_decay=0.0,
             warmup_epochs=0, min_open=1, generator=torch.Generator(), matmul_dtype="float16",
         )  # fmt: skip
+
+
+# ---------------------------------------------------------------- probes
+
+
+@pytest.mark.parametrize(
+    "settled_error, n_open, expected",
+    [
+        (0.10, 2, True),  # at the linear error with 2 units: stuck where it started
+        (0.095, 2, True),  # better by less than alpha
+        (0.085, 2, False),  # better by more than alpha: the perceptron is working
+        (0.10, 4, False),  # 4 units, more than the linear errors cover
+    ],
+)
+def test_only_a_model_stuck_at_its_linear_start_is_probed(settled_error, n_open, expected):
+    linear_errors = [0.30, 0.10, 0.02]  # the best linear projection on 1, 2, 3 units
+    assert _stuck_at_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
+    assert _stuck_at_linear_start(settled_error, n_open, None, alpha=0.01) is False
+
+
+def _linear_data(n_samples=400, rank=3, n_features=8):
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(n_samples, rank, generator=generator) @ torch.randn(rank, n_features, generator=generator)
+
+
+def _train_with_probes(X, make_on_epoch_end, probe_epochs=10, max_epochs=100):
+    """Train with probes; ``make_on_epoch_end(module)`` gives the per-epoch callback."""
+    module = GatedAutoencoder(X.shape[1], X.shape[1], (16,)).reset_parameters(torch.Generator().manual_seed(0))
+    centred = X - X.mean(0)
+    scale = float(centred.square().mean().sqrt())
+    _, singular_values, directions = torch.linalg.svd(centred / scale, full_matrices=False)
+    module.set_normalization(X.mean(0), scale)
+    module.set_linear_path(directions)
+    shares = singular_values.square() / singular_values.square().sum()
+    return module, train_gated_autoencoder(
+        module, X, alpha=0.01, max_epochs=max_epochs, batch_size=40, learning_rate=3e-3, gate_learning_rate=0.02,
+        weight_decay=0.0, warmup_epochs=0, tol=1e-2, n_iter_no_change=3, min_open=1,
+        generator=torch.Generator().manual_seed(0), probe_epochs=probe_epochs,
+        linear_errors=(1 - shares.cumsum(0)).tolist(), on_epoch_end=make_on_epoch_end(module),
+    )
+
+
+def test_a_rejected_probe_puts_the_settled_model_back():
+    # Exactly 3 linear dimensions: no network rebuilds a third from two, so the probe
+    # for 2 units is rejected and the model goes back to the state it started from.
+    states = []
+    module, result = _train_with_probes(_linear_data(), lambda module: lambda record: states.append(_state(module)))
+    n_open = [record.n_open for record in result.history]
+    assert module.gate.n_open() == 3
+    assert n_open[-1] == 2  # the curves keep the rejected probe's epochs
+    settled_epoch = max(epoch for epoch, count in enumerate(n_open) if count == 3)
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, states[settled_epoch][name], rtol=0, atol=0)
+
+
+def test_an_interrupted_probe_puts_the_settled_model_back():
+    states, seen = [], []
+
+    def interrupt_on_the_second_probe_epoch(module):
+        def on_epoch_end(record):
+            states.append(_state(module))
+            seen.append(record.n_open)
+            if seen.count(2) == 2:
+                raise KeyboardInterrupt
+
+        return on_epoch_end
+
+    module, result = _train_with_probes(_linear_data(), interrupt_on_the_second_probe_epoch)
+    assert result.stop_reason == STOP_INTERRUPTED
+    assert module.gate.n_open() == 3
+    settled_epoch = seen.index(2) - 1
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, states[settled_epoch][name], rtol=0, atol=0)
+
+
+def _state(module):
+    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
