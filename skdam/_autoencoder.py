@@ -52,7 +52,7 @@ class DAMAutoencoder(_BaseDAM):
     batch_size : int or "auto", default="auto"
         Rows per mini-batch; ``"auto"`` aims at 50 steps per epoch within
         ``[32, 65536]`` rows.
-    learning_rate_init : float, default=3e-3
+    learning_rate_init : float, default=2e-3
         Adam step size of the weights.
     tol : float, default=1e-2
         Improvement of the objective below which an epoch counts as no improvement.
@@ -171,7 +171,7 @@ class DAMAutoencoder(_BaseDAM):
         min_components=1,
         max_iter=200,
         batch_size="auto",
-        learning_rate_init=3e-3,
+        learning_rate_init=2e-3,
         tol=1e-2,
         n_iter_no_change=3,
         early_stopping=False,
