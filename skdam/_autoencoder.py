@@ -12,8 +12,8 @@ from ._base import _BaseDAM
 #: perceptron first. Two frozen epochs changed neither the dimensions found nor the
 #: test error on the paper's data and Fashion-MNIST; they cost 20 % of the fit.
 AUTOENCODER_WARMUP_EPOCHS = 0
-#: Epochs a probe for one unit fewer may take once the gates have settled. The
-#: default network gets a 3-turn helix from 3 units to 2 in 10 to 25 epochs.
+#: Epochs a probe for one unit fewer or more may take once the gates have settled.
+#: The default network gets a 3-turn helix from 3 units to 2 in 10 to 25 epochs.
 PROBE_EPOCHS = 30
 
 
@@ -24,9 +24,9 @@ class DAMAutoencoder(_BaseDAM):
     Each side is a linear path, warm-started from a truncated SVD, plus a
     multilayer perceptron added to it as a residual that starts at zero: training
     begins at PCA, learns the curvature PCA misses, and closes the gates of the
-    units that explain less than ``alpha`` of the variance. If the gates settle
-    where the linear model would, the model is then offered one unit fewer at a
-    time (see Notes).
+    units that explain less than ``alpha`` of the variance. Where the gates settle
+    at or below what PCA achieves with as many units, the model is then offered
+    one unit fewer or more at a time (see Notes).
 
     Parameters
     ----------
@@ -52,7 +52,7 @@ class DAMAutoencoder(_BaseDAM):
     batch_size : int or "auto", default="auto"
         Rows per mini-batch; ``"auto"`` aims at 50 steps per epoch within
         ``[32, 65536]`` rows.
-    learning_rate_init : float, default=2e-3
+    learning_rate_init : float, default=3e-3
         Adam step size of the weights.
     tol : float, default=1e-2
         Improvement of the objective below which an epoch counts as no improvement.
@@ -123,18 +123,26 @@ class DAMAutoencoder(_BaseDAM):
 
     Notes
     -----
-    The learned gate closes a unit once the network, as it is, can do without it.
-    On curved data whose linear span is small (a helix in R^3, a circle) nothing
-    asks the network to learn a curved code while every linear unit is open, and
-    the gates settle on the linear span. So when ``n_components="auto"`` and the
-    settled model is within ``alpha`` of the best linear projection on as many
-    units, training goes on with probes: the weakest open unit is closed and the
-    network trains without it for up to 30 epochs. The probe is kept, and the next
-    unit probed, once the reconstruction error has risen by less than ``alpha``;
-    it is undone once the error stops falling fast enough to get there (judged
-    over ``2 * n_iter_no_change`` epochs). Probes share the ``max_iter`` budget.
-    On a 3-turn helix this finds 2 dimensions instead of 3; on data the perceptron
-    already compresses beyond PCA (Fashion-MNIST) no probe runs.
+    The learned gate closes a unit once the network, as it is, can do without it,
+    and that can miss both ways. On curved data whose linear span is small (a helix
+    in R^3, a circle) nothing asks the network to learn a curved code while every
+    linear unit is open, and the gates settle on the linear span. And when the
+    decoder makes up for a closing gate faster than the error pushes back, a gate
+    can close on a unit worth more than ``alpha``. So when ``n_components="auto"``,
+    the settled model is compared with the best linear projection (PCA) on as many
+    units, and on more:
+
+    - if PCA with more units beats it in ``error + alpha * units``, the last closed
+      unit is reopened, and kept once the error has fallen by more than ``alpha``;
+    - if it is within ``alpha`` of PCA on as many units, the weakest open unit is
+      closed and the network trains without it; the closure is kept once the error
+      has risen by less than ``alpha``.
+
+    Each probe trains for up to 30 epochs and is undone once its error stops
+    falling fast enough (judged over ``2 * n_iter_no_change`` epochs); probes go on
+    in the same direction while the condition holds, and share the ``max_iter``
+    budget. On a 3-turn helix this finds 2 dimensions instead of 3; on data the
+    perceptron already compresses beyond PCA (Fashion-MNIST) no probe runs.
 
     References
     ----------
@@ -171,7 +179,7 @@ class DAMAutoencoder(_BaseDAM):
         min_components=1,
         max_iter=200,
         batch_size="auto",
-        learning_rate_init=2e-3,
+        learning_rate_init=3e-3,
         tol=1e-2,
         n_iter_no_change=3,
         early_stopping=False,

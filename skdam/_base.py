@@ -207,7 +207,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return 0
 
     def _probe_epochs(self):
-        """Epochs a probe for one unit fewer may take (see probe_fewer_units); 0: none."""
+        """Epochs a probe for one unit more or fewer may take (see probe_unit_count); 0: none."""
         return 0
 
     # ------------------------------------------------------------------ fit

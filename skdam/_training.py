@@ -335,95 +335,143 @@ def _validated_error(trainer, record, X_train, X_validation):
 
 
 def _stuck_at_linear_start(settled_error, n_open, linear_errors, alpha):
-    """Whether the settled model is within ``alpha`` of the best linear one with as many units.
+    """Whether the model is within ``alpha`` of the best linear one with as many units.
 
-    Only such a model needs probing. One whose perceptron already beats the linear
-    projection by more than ``alpha`` has traded curvature for units all along
-    (Fashion-MNIST settles 0.06 of the variance below PCA with 21 units), and probes
-    there would cost epochs, not free a model stuck where it started.
+    Such a model may be holding units only because nothing asked its perceptron to
+    do without them. One that beats the linear projection by more than ``alpha`` has
+    traded curvature for units all along (Fashion-MNIST settles 0.06 of the variance
+    below PCA with 21 units), and probes there would cost epochs, not free a model
+    stuck where it started.
     """
     if linear_errors is None or not 1 <= n_open <= len(linear_errors):
         return False
     return settled_error >= float(linear_errors[n_open - 1]) - alpha
 
 
-def probe_fewer_units(trainer, X_train, *, X_validation=None, max_epochs, probe_epochs, n_iter_no_change, history, on_epoch_end=None):
-    """Offer the settled model one unit fewer at a time; keep what costs under ``alpha``.
+def _beaten_by_linear_start(settled_error, n_open, linear_errors, alpha):
+    """Whether the best linear model with more units beats this one in the objective.
 
-    The learned ``beta`` settles where closing the weakest open unit costs more
-    than ``alpha`` of the variance *for the network as it is*. On curved data that
-    network is mostly the linear path it started from, since nothing asked it to do
-    without a unit: a helix keeps its three linear coordinates, though the network
-    can learn to rebuild all three from one. A probe asks: ``beta`` steps down on a
-    schedule until the weakest open unit is closed, and training goes on. The probe
-    is accepted once the reconstruction error has risen by less than ``alpha``
-    above the settled one (the unit explains less than ``alpha`` of the variance
-    once the network has learned to do without it), and then the next unit is
-    probed. It is rejected, and the model and optimiser go back to where the probe
-    began, after ``probe_epochs`` epochs, or earlier once the error is not falling
-    fast enough to get there in the epochs left, judged over
-    ``PROBE_PATIENCE_FACTOR * n_iter_no_change`` epochs with the unit closed.
+    ``error + alpha * units``: a learned gate that closed a unit worth more than
+    ``alpha`` (it can, when the decoder makes up for a closing gate faster than the
+    error pushes ``beta`` back) leaves a model that PCA with that unit beats.
+    """
+    if linear_errors is None or n_open >= len(linear_errors):
+        return False
+    objective = settled_error + alpha * n_open
+    return any(float(linear_errors[k - 1]) + alpha * k < objective for k in range(n_open + 1, len(linear_errors) + 1))
 
-    Every probe epoch is appended to ``history``, so the curves show the rejected
-    probes too; ``trainer`` ends holding the accepted state in ``last_good_state``.
+
+def _probe(trainer, X_train, X_validation, *, n_target, target_error, max_epochs, probe_epochs, n_iter_no_change, history, on_epoch_end):
+    """Train with ``n_target`` gates open; the error reached, or None and the start put back.
+
+    ``beta`` goes to the value that keeps ``n_target`` gates open (down on the
+    schedule, or up at once) and stays there. The probe succeeds as soon as the
+    error is at most ``target_error``; it fails after ``probe_epochs`` epochs, or
+    once the error does not fall fast enough to get there in the epochs left, judged
+    over ``PROBE_PATIENCE_FACTOR * n_iter_no_change`` epochs at ``n_target``. On
+    failure, and on ``KeyboardInterrupt``, the model and optimiser go back to where
+    the probe began.
     """
     module, gate = trainer.module, trainer.module.gate
-    settings = trainer.min_open, trainer.beta_floor, trainer.scheduled_pruning
-    final_min_open = trainer.min_open
-    trainer.scheduled_pruning = True
-    start_state = trainer.last_good_state = _snapshot(module)
+    start_state = _snapshot(module)
+    start_optimizer = copy.deepcopy(trainer.optimizer.state_dict())
+    trainer.min_open = n_target
+    trainer.beta_floor = gate.beta_floor(n_target)
+    with torch.no_grad():
+        gate.beta.clamp_(min=trainer.beta_floor)  # opening a unit: up at once
+    errors_at_target = []
+    reached_target = False
     try:
-        module.eval()
-        judged_rows = X_train if X_validation is None else X_validation
-        # Batches of training size: a full pass must not outgrow a training step's
-        # memory (8 batches at once took 2.8 times the input at 1e5 rows).
-        settled_error = reconstruction_error(module, judged_rows, trainer.batch_size)
-        while gate.n_open() > final_min_open and trainer.epochs_run < max_epochs:
-            n_open = gate.n_open()
-            start_state = _snapshot(module)
-            start_optimizer = copy.deepcopy(trainer.optimizer.state_dict())
-            trainer.min_open = n_open - 1
-            trainer.beta_floor = gate.beta_floor(n_open - 1)
-            target = settled_error + trainer.alpha
-            errors_with_unit_closed = []
-            unit_was_closed = False
-            accepted_error = None
-            for probe_epoch in range(probe_epochs):
-                if trainer.epochs_run >= max_epochs:
-                    break
-                record = trainer.run_epoch(X_train, X_validation)
-                history.append(record)
-                if on_epoch_end is not None:
-                    on_epoch_end(record)
-                if record.n_open >= n_open:
-                    continue  # beta is still stepping down to the unit
-                monitored = record.validation_error if X_validation is not None else record.reconstruction_error
-                # The epoch's mean error lags the weights; confirm on a full pass.
-                if monitored <= target and (error := _validated_error(trainer, record, X_train, X_validation)) <= target:
-                    accepted_error = error
-                    break
-                if not unit_was_closed:
-                    unit_was_closed = True  # the unit closed during this epoch: not a rate sample
-                    continue
-                errors_with_unit_closed.append(monitored)
-                window = PROBE_PATIENCE_FACTOR * n_iter_no_change
-                if len(errors_with_unit_closed) > window:
-                    # Best errors, not last ones: epoch means are noisy.
-                    fall_per_epoch = (min(errors_with_unit_closed[:-window]) - min(errors_with_unit_closed)) / window
-                    epochs_left = probe_epochs - probe_epoch - 1
-                    if fall_per_epoch <= 0 or min(errors_with_unit_closed) - target > fall_per_epoch * epochs_left:
-                        break
-            if accepted_error is None:
-                module.load_state_dict(start_state)
-                trainer.optimizer.load_state_dict(start_optimizer)
-                trainer.last_good_state = start_state
+        for probe_epoch in range(probe_epochs):
+            if trainer.epochs_run >= max_epochs:
                 break
-            settled_error = accepted_error
+            record = trainer.run_epoch(X_train, X_validation)
+            history.append(record)
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+            if record.n_open != n_target:
+                continue  # beta is still stepping down to the unit
+            monitored = record.validation_error if X_validation is not None else record.reconstruction_error
+            # The epoch's mean error lags the weights; confirm on a full pass.
+            if monitored <= target_error and (error := _validated_error(trainer, record, X_train, X_validation)) <= target_error:
+                trainer.last_good_state = _snapshot(module)
+                return error
+            if not reached_target:
+                reached_target = True  # the count changed during this epoch: not a rate sample
+                continue
+            errors_at_target.append(monitored)
+            window = PROBE_PATIENCE_FACTOR * n_iter_no_change
+            if len(errors_at_target) > window:
+                # Best errors, not last ones: epoch means are noisy.
+                fall_per_epoch = (min(errors_at_target[:-window]) - min(errors_at_target)) / window
+                epochs_left = probe_epochs - probe_epoch - 1
+                if fall_per_epoch <= 0 or min(errors_at_target) - target_error > fall_per_epoch * epochs_left:
+                    break
     except KeyboardInterrupt:
-        # An interrupted probe was not accepted: go back to where it began.
         module.load_state_dict(start_state)
         trainer.last_good_state = start_state
         raise
+    module.load_state_dict(start_state)
+    trainer.optimizer.load_state_dict(start_optimizer)
+    trainer.last_good_state = start_state
+    return None
+
+
+def probe_unit_count(trainer, X_train, *, X_validation=None, max_epochs, probe_epochs, n_iter_no_change, linear_errors, history, on_epoch_end=None):
+    """Test the settled count against the objective, one unit more or fewer at a time.
+
+    The learned ``beta`` settles where closing the weakest open unit costs about
+    ``alpha`` of the variance *for the network as it is*, and that can be wrong both
+    ways, which the best linear model with each number of units (``linear_errors``)
+    tells:
+
+    - **beaten by its linear start** (see :func:`_beaten_by_linear_start`): the gate
+      closed a unit worth more than ``alpha``. A probe reopens the last closed unit
+      and keeps it once the error has fallen by more than ``alpha``, to within
+      ``alpha`` of the linear error with as many units.
+    - **stuck at its linear start** (see :func:`_stuck_at_linear_start`): on curved
+      data the network is still the linear path it started from, since nothing
+      asked it to do without a unit: a helix keeps its three linear coordinates,
+      though the network can learn to rebuild them from fewer. A probe closes the
+      weakest open unit (``beta`` steps down on the schedule) and keeps the closure
+      once the error has risen by less than ``alpha``: the unit explains less than
+      ``alpha`` once the network has learned to do without it.
+
+    Probes go on in the same direction while the condition holds; a failed probe
+    puts everything back and ends the search (see :func:`_probe`). Every probe epoch
+    is appended to ``history``, so the curves show failed probes too; ``trainer``
+    ends holding the accepted state in ``last_good_state``.
+    """
+    module, gate, alpha = trainer.module, trainer.module.gate, trainer.alpha
+    settings = trainer.min_open, trainer.beta_floor, trainer.scheduled_pruning
+    lowest_open = trainer.min_open
+    trainer.scheduled_pruning = True
+    trainer.last_good_state = _snapshot(module)
+    try:
+        module.eval()
+        # Batches of training size: a full pass must not outgrow a training step's
+        # memory (8 batches at once took 2.8 times the input at 1e5 rows).
+        judged_rows = X_train if X_validation is None else X_validation
+        settled_error = reconstruction_error(module, judged_rows, trainer.batch_size)
+        step = +1 if _beaten_by_linear_start(settled_error, gate.n_open(), linear_errors, alpha) else -1
+        condition = _beaten_by_linear_start if step > 0 else _stuck_at_linear_start
+        while trainer.epochs_run < max_epochs and condition(settled_error, gate.n_open(), linear_errors, alpha):
+            n_target = gate.n_open() + step
+            if not lowest_open <= n_target <= gate.width:
+                break
+            target_error = settled_error - step * alpha
+            if step > 0:
+                # Opened, the unit must also bring the model within alpha of PCA on as
+                # many units; else the next check would still find it beaten, mid-way.
+                target_error = min(target_error, float(linear_errors[n_target - 1]) + alpha)
+            error = _probe(
+                trainer, X_train, X_validation, n_target=n_target, target_error=target_error,
+                max_epochs=max_epochs, probe_epochs=probe_epochs, n_iter_no_change=n_iter_no_change,
+                history=history, on_epoch_end=on_epoch_end,
+            )  # fmt: skip
+            if error is None:
+                break
+            settled_error = error
     finally:
         trainer.min_open, trainer.beta_floor, trainer.scheduled_pruning = settings
         module.eval()
@@ -458,9 +506,9 @@ def train_gated_autoencoder(
     loss, and :class:`SettlingMonitor` for the stopping rule, which watches the
     validation objective when ``X_validation`` is given, else the training one.
     With ``probe_epochs`` and ``linear_errors`` (what the best linear projection on
-    ``k`` units leaves unexplained, at index ``k - 1``), a model that settled no
-    more than ``alpha`` below the linear error of its open units is then offered
-    fewer units, one at a time, by :func:`probe_fewer_units`; the probes share the
+    ``k`` units leaves unexplained, at index ``k - 1``), a settled model that its
+    linear start beats, or that is stuck at it, is then offered one unit more or
+    fewer at a time by :func:`probe_unit_count`; the probes share the
     ``max_epochs`` budget.
     ``KeyboardInterrupt`` ends training early with ``stop_reason == "interrupted"``
     and the state training would have returned at that point: the last completed
@@ -507,23 +555,33 @@ def train_gated_autoencoder(
             if monitor.settled:
                 result.stop_reason = STOP_CONVERGED
                 break
-        if result.stop_reason == STOP_CONVERGED and probe_epochs > 0 and module.gate.n_open() > min_open:
+        # On the last epoch's mean error first: a model neither stuck at nor beaten by
+        # its linear start (Fashion-MNIST) then costs no full pass over X.
+        n_open = module.gate.n_open()
+        if (
+            result.stop_reason == STOP_CONVERGED
+            and probe_epochs > 0
+            and (
+                _beaten_by_linear_start(record.reconstruction_error, n_open, linear_errors, alpha)
+                or (n_open > min_open and _stuck_at_linear_start(record.reconstruction_error, n_open, linear_errors, alpha))
+            )
+        ):
             if X_validation is not None:
                 # The probes start from the kept state, not the last epoch's.
                 module.load_state_dict(result.state)
-            if _stuck_at_linear_start(record.reconstruction_error, module.gate.n_open(), linear_errors, alpha):
-                probing = True
-                probe_fewer_units(
-                    trainer,
-                    X_train,
-                    X_validation=X_validation,
-                    max_epochs=max_epochs,
-                    probe_epochs=probe_epochs,
-                    n_iter_no_change=n_iter_no_change,
-                    history=result.history,
-                    on_epoch_end=on_epoch_end,
-                )
-                result.state = trainer.last_good_state
+            probing = True
+            probe_unit_count(
+                trainer,
+                X_train,
+                X_validation=X_validation,
+                max_epochs=max_epochs,
+                probe_epochs=probe_epochs,
+                n_iter_no_change=n_iter_no_change,
+                linear_errors=linear_errors,
+                history=result.history,
+                on_epoch_end=on_epoch_end,
+            )
+            result.state = trainer.last_good_state
     except KeyboardInterrupt:
         result.stop_reason = STOP_INTERRUPTED
     # With validation rows the best validated state is kept, interrupted or not, as

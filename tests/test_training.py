@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from skdam._training import STOP_INTERRUPTED, GateTrainer, SettlingMonitor, _stuck_at_linear_start, train_gated_autoencoder
+from skdam._training import (
+    STOP_INTERRUPTED,
+    GateTrainer,
+    SettlingMonitor,
+    _beaten_by_linear_start,
+    _stuck_at_linear_start,
+    probe_unit_count,
+    train_gated_autoencoder,
+)
 from skdam.nn import GatedAutoencoder
 
 TOL = 1e-2
@@ -80,6 +88,21 @@ def test_only_a_model_stuck_at_its_linear_start_is_probed(settled_error, n_open,
     assert _stuck_at_linear_start(settled_error, n_open, None, alpha=0.01) is False
 
 
+@pytest.mark.parametrize(
+    "settled_error, n_open, expected",
+    [
+        (0.10, 1, True),  # 0.10 + 0.01 > PCA on 2 units, 0.02 + 0.02: a unit too few
+        (0.03, 2, True),  # 0.03 + 0.02 > PCA on 3 units, 0.00 + 0.03
+        (0.005, 2, False),  # 0.005 + 0.02 < 0.00 + 0.03: the third unit is worth less than alpha
+        (0.0, 3, False),  # no more units to open
+    ],
+)
+def test_a_model_its_linear_start_beats_is_offered_a_unit_more(settled_error, n_open, expected):
+    linear_errors = [0.30, 0.02, 0.0]
+    assert _beaten_by_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
+    assert _beaten_by_linear_start(settled_error, n_open, None, alpha=0.01) is False
+
+
 def _linear_data(n_samples=400, rank=3, n_features=8):
     generator = torch.Generator().manual_seed(0)
     return torch.randn(n_samples, rank, generator=generator) @ torch.randn(rank, n_features, generator=generator)
@@ -137,3 +160,31 @@ def test_an_interrupted_probe_puts_the_settled_model_back():
 
 def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+
+
+def test_a_gate_closed_on_a_unit_worth_more_than_alpha_is_reopened():
+    # Rank-3 data with one gate too few open (as an overshooting beta leaves it):
+    # PCA on 3 units beats the model by a third of the variance, so a probe reopens it.
+    X = _linear_data()
+    module = GatedAutoencoder(X.shape[1], X.shape[1], (16,)).reset_parameters(torch.Generator().manual_seed(0))
+    centred = X - X.mean(0)
+    scale = float(centred.square().mean().sqrt())
+    _, singular_values, directions = torch.linalg.svd(centred / scale, full_matrices=False)
+    module.set_normalization(X.mean(0), scale)
+    module.set_linear_path(directions)
+    with torch.no_grad():
+        module.gate.beta.fill_(module.gate.beta_floor(2))
+    assert module.gate.n_open() == 2
+    trainer = GateTrainer(
+        module, alpha=0.01, batch_size=40, learning_rate=3e-3, gate_learning_rate=0.02, weight_decay=0.0,
+        warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0),
+    )
+    shares = singular_values.square() / singular_values.square().sum()
+    history = []
+    probe_unit_count(
+        trainer, X, max_epochs=50, probe_epochs=10, n_iter_no_change=3,
+        linear_errors=(1 - shares.cumsum(0)).tolist(), history=history,
+    )
+    assert module.gate.n_open() == 3
+    assert history and history[-1].reconstruction_error < 0.01
+    assert trainer.min_open == 1  # the trainer's own settings are put back
