@@ -101,8 +101,8 @@ class DAMAutoencoder(_BaseDAM):
     reconstruction_error_curve_ : list of float
         Unexplained share of the training variance after each epoch.
     n_components_curve_ : list of int
-        Open gates after each epoch; the epochs of a rejected probe (see Notes)
-        show one gate fewer than the model kept.
+        Open gates after each epoch; the epochs of a failed probe (see Notes)
+        show one gate fewer, or one more, than the model kept.
     validation_error_curve_ : list of float
         Validation reconstruction error per epoch; only with ``early_stopping``.
     n_iter_ : int

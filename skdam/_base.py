@@ -706,7 +706,7 @@ class _BaseDAM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 #: of X, between 1 MiB and 8 MiB of float64, so their extra memory stays a small
 #: share of the input whatever its shape. The upper bound pays on wide data: with
 #: blocks of 1 MiB (167 rows, too thin for a fast matrix product) the statistics of
-#: Fashion-MNIST took 1.08 s instead of 0.78 s (speed.py --sections internals).
+#: Fashion-MNIST took 1.08 s instead of 0.77 s (speed.py --sections internals).
 STATISTICS_CHUNK_ENTRIES = (2**17, 2**20)
 STATISTICS_CHUNK_SHARE_OF_X = 1 / 16
 #: Above this many features the d x d covariance is too big: sample rows instead.

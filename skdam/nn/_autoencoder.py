@@ -171,7 +171,7 @@ class GatedAutoencoder(nn.Module):
             return self.gate(self.encoder_linear(x_normalized))
         # The linear path and the residual's first layer both read the input: one
         # matrix product serves them (with the default network a Fashion-MNIST step
-        # runs 1.10x as fast in bfloat16 as with two, 1.00x in float32;
+        # runs 1.09x as fast in bfloat16 as with two, 1.02x in float32;
         # benchmarks/speed.py --sections internals).
         first = self.encoder_residual[0]
         weight = torch.cat([self.encoder_linear.weight, first.weight])
