@@ -51,10 +51,11 @@ class L1GatedAutoencoder:
         Fixed number of epochs.
     """
 
-    def __init__(self, penalty, *, epochs=30, hidden_layer_sizes=(128,), learning_rate=1e-3, random_state=0):
+    def __init__(self, penalty, *, epochs=30, hidden_layer_sizes=(128, 128), activation="tanh", learning_rate=3e-3, random_state=0):
         self.penalty = penalty
         self.epochs = epochs
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
         self.learning_rate = learning_rate
         self.random_state = random_state
 
@@ -66,8 +67,8 @@ class L1GatedAutoencoder:
         width = min(DEFAULT_MAX_COMPONENTS, n_samples, n_features)
         low, high = AUTO_BATCH_SIZE_BOUNDS
         batch_size = int(min(n_samples, np.clip(-(-n_samples // AUTO_STEPS_PER_EPOCH), low, high)))
-        mean, scale, directions = _principal_directions(X, width, random_state)
-        module = GatedAutoencoder(n_features, width, self.hidden_layer_sizes, "elu").reset_parameters(generator)
+        mean, scale, directions, _ = _principal_directions(X, width, random_state)
+        module = GatedAutoencoder(n_features, width, self.hidden_layer_sizes, self.activation).reset_parameters(generator)
         module.gate = L1Gate(width)
         module.set_normalization(mean, scale)
         module.set_linear_path(directions)

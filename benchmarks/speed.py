@@ -40,6 +40,9 @@ import numpy as np
 
 from _common import Report, add_common_arguments, command_line, limit_threads, machine_description, median_seconds, save_figure
 
+#: DAMAutoencoder's default perceptron and step size, for the per-step sections that
+#: build the module themselves; main() checks that they still are the defaults.
+AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION, AUTOENCODER_LEARNING_RATE = (128, 128), "tanh", 3e-3
 SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile", "precision", "internals"]
 
 
@@ -356,13 +359,13 @@ def section_compile(report, args):
     report("## torch.compile against eager, per training step\n")
     report("The step is the estimators' own: normalise, encode, gate, decode, MSE + alpha * soft open count, Adam (the loss and its backward compiled, inductor's C++ backend). Compile time is the first compiled step, with an empty inductor cache.\n")
     rows = []
-    for name, n_features, hidden, batch in [("DAMEmbedding, d=100", 100, (), 100), ("DAMAutoencoder, d=100", 100, (128,), 100), ("DAMAutoencoder, Fashion-MNIST", 784, (128,), 1024)]:
+    for name, n_features, hidden, batch in [("DAMEmbedding, d=100", 100, (), 100), ("DAMAutoencoder, d=100", 100, AUTOENCODER_HIDDEN, 100), ("DAMAutoencoder, Fashion-MNIST", 784, AUTOENCODER_HIDDEN, 1024)]:
         X = torch.randn(20 * batch, n_features)
         medians = {}
         compile_seconds = float("nan")
         for mode in ["eager", "compiled"]:
             torch.manual_seed(0)
-            module = GatedAutoencoder(n_features, 64, hidden)
+            module = GatedAutoencoder(n_features, 64, hidden, AUTOENCODER_ACTIVATION)
             optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
 
             def objective(batch_):
@@ -410,19 +413,19 @@ def section_precision(report, args):
     report(f"This CPU multiplies bfloat16 natively (AMX): {native}. Each step is the trainer's own (GateTrainer.run_epoch over 50 batches); medians of {args.repeats} epochs after one warm-up epoch. mixed_precision='auto' uses bfloat16 from {MIXED_PRECISION_MIN_WORK:,} multiply-adds per step (batch rows x parameters), and only on such hardware.\n")
     rows = []
     for name, n_features, hidden, batch in [
-        ("manifold in R^3 (N=2000)", 3, (128,), 40),
-        ("digits (N=1797)", 64, (128,), 36),
+        ("manifold in R^3 (N=2000)", 3, AUTOENCODER_HIDDEN, 40),
+        ("digits (N=1797)", 64, AUTOENCODER_HIDDEN, 36),
         ("linear experiment, DAMEmbedding", 100, (), 100),
-        ("MLP kernel, DAMAutoencoder", 100, (128,), 100),
+        ("MLP kernel, DAMAutoencoder", 100, AUTOENCODER_HIDDEN, 100),
         ("Fashion-MNIST, DAMEmbedding", 784, (), 1200),
-        ("Fashion-MNIST, DAMAutoencoder", 784, (128,), 1200),
-        ("N=1e6, d=100, DAMAutoencoder", 100, (128,), 20000),
+        ("Fashion-MNIST, DAMAutoencoder", 784, AUTOENCODER_HIDDEN, 1200),
+        ("N=1e6, d=100, DAMAutoencoder", 100, AUTOENCODER_HIDDEN, 20000),
     ]:
         X = torch.randn(50 * batch, n_features)
         per_step = {}
         for dtype in ["float32", "bfloat16"]:
-            module = GatedAutoencoder(n_features, min(64, n_features), hidden).reset_parameters(torch.Generator().manual_seed(0))
-            trainer = GateTrainer(module, alpha=0.01, batch_size=batch, learning_rate=1e-3, gate_learning_rate=0.02, weight_decay=0.0, warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0), matmul_dtype=dtype)
+            module = GatedAutoencoder(n_features, min(64, n_features), hidden, AUTOENCODER_ACTIVATION).reset_parameters(torch.Generator().manual_seed(0))
+            trainer = GateTrainer(module, alpha=0.01, batch_size=batch, learning_rate=AUTOENCODER_LEARNING_RATE, gate_learning_rate=0.02, weight_decay=0.0, warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0), matmul_dtype=dtype)
             trainer.run_epoch(X)
             seconds, _, _ = median_seconds(lambda: trainer.run_epoch(X), args.repeats)
             per_step[dtype] = seconds / 50
@@ -448,13 +451,13 @@ def section_internals(report, args):
     from skdam.nn import GatedAutoencoder
 
     report("## Inside the package: each choice against the one it replaced\n")
-    report(f"One Fashion-MNIST-sized training step (batch 1200, 784 -> 128 -> 64, Adam), median of {args.repeats} x 50 steps; the two forwards compute the same function.\n")
+    report(f"One Fashion-MNIST-sized training step (batch 1200, 784 -> {' -> '.join(map(str, AUTOENCODER_HIDDEN))} -> 64, {AUTOENCODER_ACTIVATION}, Adam), median of {args.repeats} x 50 steps; the two forwards compute the same function.\n")
     x = torch.randn(1200, 784)
     rows = []
     for dtype in [torch.float32, torch.bfloat16]:
         per_step = {}
         for name, forward in [("two products", _two_product_forward), ("one product (the package)", lambda m, batch: m.decode_normalized(m.encode_normalized(batch)))]:
-            module = GatedAutoencoder(784, 64, (128,)).reset_parameters(torch.Generator().manual_seed(0))
+            module = GatedAutoencoder(784, 64, AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION).reset_parameters(torch.Generator().manual_seed(0))
             optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
 
             def steps(forward=forward, module=module, optimizer=optimizer, dtype=dtype):
@@ -510,6 +513,10 @@ def main():
         scaling_child(int(n_samples), method, int(seed), args.threads)
         return
     limit_threads(args.threads)
+    from skdam import DAMAutoencoder
+
+    defaults = DAMAutoencoder().get_params()
+    assert (AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION, AUTOENCODER_LEARNING_RATE) == (defaults["hidden_layer_sizes"], defaults["activation"], defaults["learning_rate_init"])
     report = Report(args.name)
     report(f"# Speed against the paper's recipe\n\n`{command_line()}`\n")
     report(f"Machine: {machine_description(args.threads)}\n")
