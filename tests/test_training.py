@@ -108,8 +108,8 @@ def _linear_data(n_samples=400, rank=3, n_features=8):
     return torch.randn(n_samples, rank, generator=generator) @ torch.randn(rank, n_features, generator=generator)
 
 
-def _train_with_probes(X, make_on_epoch_end, probe_epochs=10, max_epochs=100):
-    """Train with probes; ``make_on_epoch_end(module)`` gives the per-epoch callback."""
+def _warm_started(X):
+    """A module warm-started from X's principal axes, and PCA's error per number of units."""
     module = GatedAutoencoder(X.shape[1], X.shape[1], (16,)).reset_parameters(torch.Generator().manual_seed(0))
     centred = X - X.mean(0)
     scale = float(centred.square().mean().sqrt())
@@ -117,11 +117,17 @@ def _train_with_probes(X, make_on_epoch_end, probe_epochs=10, max_epochs=100):
     module.set_normalization(X.mean(0), scale)
     module.set_linear_path(directions)
     shares = singular_values.square() / singular_values.square().sum()
+    return module, (1 - shares.cumsum(0)).tolist()
+
+
+def _train_with_probes(X, make_on_epoch_end, probe_epochs=10, max_epochs=100):
+    """Train with probes; ``make_on_epoch_end(module)`` gives the per-epoch callback."""
+    module, linear_errors = _warm_started(X)
     return module, train_gated_autoencoder(
         module, X, alpha=0.01, max_epochs=max_epochs, batch_size=40, learning_rate=3e-3, gate_learning_rate=0.02,
         weight_decay=0.0, warmup_epochs=0, tol=1e-2, n_iter_no_change=3, min_open=1,
         generator=torch.Generator().manual_seed(0), probe_epochs=probe_epochs,
-        linear_errors=(1 - shares.cumsum(0)).tolist(), on_epoch_end=make_on_epoch_end(module),
+        linear_errors=linear_errors, on_epoch_end=make_on_epoch_end(module),
     )
 
 
@@ -166,12 +172,7 @@ def test_a_gate_closed_on_a_unit_worth_more_than_alpha_is_reopened():
     # Rank-3 data with one gate too few open (as an overshooting beta leaves it):
     # PCA on 3 units beats the model by a third of the variance, so a probe reopens it.
     X = _linear_data()
-    module = GatedAutoencoder(X.shape[1], X.shape[1], (16,)).reset_parameters(torch.Generator().manual_seed(0))
-    centred = X - X.mean(0)
-    scale = float(centred.square().mean().sqrt())
-    _, singular_values, directions = torch.linalg.svd(centred / scale, full_matrices=False)
-    module.set_normalization(X.mean(0), scale)
-    module.set_linear_path(directions)
+    module, linear_errors = _warm_started(X)
     with torch.no_grad():
         module.gate.beta.fill_(module.gate.beta_floor(2))
     assert module.gate.n_open() == 2
@@ -179,11 +180,9 @@ def test_a_gate_closed_on_a_unit_worth_more_than_alpha_is_reopened():
         module, alpha=0.01, batch_size=40, learning_rate=3e-3, gate_learning_rate=0.02, weight_decay=0.0,
         warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0),
     )
-    shares = singular_values.square() / singular_values.square().sum()
     history = []
     probe_unit_count(
-        trainer, X, max_epochs=50, probe_epochs=10, n_iter_no_change=3,
-        linear_errors=(1 - shares.cumsum(0)).tolist(), history=history,
+        trainer, X, max_epochs=50, probe_epochs=10, n_iter_no_change=3, linear_errors=linear_errors, history=history,
     )
     assert module.gate.n_open() == 3
     assert history and history[-1].reconstruction_error < 0.01
