@@ -393,8 +393,8 @@ def _probe(trainer, X_train, X_validation, *, n_target, target_error, max_epochs
                 continue  # beta is still stepping down to the unit
             monitored = record.validation_error if X_validation is not None else record.reconstruction_error
             # The epoch's mean error lags the weights; confirm on a full pass.
+            # run_epoch has already kept this state as the trainer's last good one.
             if monitored <= target_error and (error := _validated_error(trainer, record, X_train, X_validation)) <= target_error:
-                trainer.last_good_state = _snapshot(module)
                 return error
             if not reached_target:
                 reached_target = True  # the count changed during this epoch: not a rate sample
