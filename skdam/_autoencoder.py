@@ -5,13 +5,8 @@ from numbers import Integral
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseDAM
+from ._unit_search import unit_search
 
-#: Epochs with beta frozen before pruning starts. None are needed: beta starts at 1
-#: and no gate closes before it has crossed 0, which takes 1 / GATE_LEARNING_RATE
-#: steps (50, one epoch with the automatic batch size) of training for the
-#: perceptron first. Two frozen epochs changed neither the dimensions found nor the
-#: test error on the paper's data and Fashion-MNIST; they cost 20 % of the fit.
-AUTOENCODER_WARMUP_EPOCHS = 0
 #: Epochs a probe for one unit fewer or more may take once the gates have settled.
 #: The default network gets a 3-turn helix from 3 units to 2 in 10 to 25 epochs.
 PROBE_EPOCHS = 30
@@ -43,8 +38,10 @@ class DAMAutoencoder(_BaseDAM):
         it when training stops. Independent of the units of ``X`` and of
         ``max_components``.
     max_components : int, default=None
-        Width of the gated bottleneck; ``None`` uses ``min(64, n_samples,
-        n_features)``.
+        Width of the gated bottleneck, the most components that can be kept.
+        ``None`` does not cap the answer: at least 64 and twice the number of
+        principal components that explain more than ``alpha``, within
+        ``min(n_samples, n_features)``.
     min_components : int, default=1
         Gates that stay open however large ``alpha`` is.
     max_iter : int, default=200
@@ -217,10 +214,11 @@ class DAMAutoencoder(_BaseDAM):
     def _activation(self):
         return self.activation
 
-    def _warmup_epochs(self):
-        return AUTOENCODER_WARMUP_EPOCHS
-
-    def _probe_epochs(self):
+    def _after_settling(self, linear_errors):
         # Without a perceptron the model is linear: its settled gates already are
         # the answer a probe would give.
-        return PROBE_EPOCHS if self._hidden_layer_sizes() else 0
+        if not self._hidden_layer_sizes():
+            return None
+        return unit_search(
+            linear_errors=linear_errors, max_epochs=self.max_iter, probe_epochs=PROBE_EPOCHS, n_iter_no_change=self.n_iter_no_change
+        )

@@ -5,8 +5,10 @@ import scipy.sparse as sparse
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseDAM, _dense_batches, _row_chunks
-from ._training import STOP_PARTIAL_FIT
+from ._base import _BaseDAM
+from ._input import dense_batches
+from ._pca_model import ppca_covariance, ppca_precision
+from ._statistics import row_chunks
 
 
 class DAMEmbedding(_BaseDAM):
@@ -186,10 +188,9 @@ class DAMEmbedding(_BaseDAM):
     def transform(self, X):
         """Project ``X`` on the discovered components, as PCA does.
 
-        Once fitted by ``fit``, the gated linear encoder is exactly ``x ->
-        components_ @ (x - mean_)``; computing that in NumPy skips the full-width
-        encoder and the closed units, and runs at PCA's speed. After
-        ``partial_fit`` the encoder is the trained one, and the network computes it.
+        The gated linear encoder is a matrix: computing it in NumPy skips the
+        full-width encoder and the closed units, and runs at PCA's speed. After
+        ``fit`` it is ``x -> components_ @ (x - mean_)``.
 
         Parameters
         ----------
@@ -200,55 +201,90 @@ class DAMEmbedding(_BaseDAM):
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
-            Coordinates along ``components_``, strongest first; same float dtype as
+            Coordinates along the open units, strongest first; same float dtype as
             ``X`` (float64 for any other dtype).
         """
         check_is_fitted(self)
-        if self.stop_reason_ == STOP_PARTIAL_FIT:
-            return super().transform(X)
         X = self._validate_for_batches(X)
         dtype = self._output_dtype(X)
-        components = self.components_.T.astype(dtype, copy=False)
-        offset = self.mean_.astype(dtype, copy=False) @ components
+        projection = self._projection.T.astype(dtype, copy=False)
+        offset = self.mean_.astype(dtype, copy=False) @ projection
         if X.dtype == dtype and not sparse.issparse(X):
             # As PCA.transform: project, then subtract the projected mean (no centred copy).
-            embedding = X @ components
+            embedding = X @ projection
             embedding -= offset
             return embedding
         embedding = np.empty((X.shape[0], self.n_components_), dtype=dtype)
-        for rows, batch in _dense_batches(X):
-            embedding[rows] = batch.astype(dtype, copy=False) @ components - offset
+        for rows, batch in dense_batches(X):
+            embedding[rows] = batch.astype(dtype, copy=False) @ projection - offset
         return embedding
 
-    def _finish_fit(self, module, X_fit, history, stop_reason, principal_directions):
-        if principal_directions is not None:  # fit, not partial_fit
-            _put_principal_axes_on_open_units(module, principal_directions)
-        super()._finish_fit(module, X_fit, history, stop_reason, principal_directions)
-        # inverse_transform(Z) == Z @ components_ + mean_: the decoder's columns of
-        # the open units, in data units, most preferred unit first.
+    def get_covariance(self):
+        """Data covariance of the probabilistic PCA model with the discovered components.
+
+        ``components_.T @ diag(explained_variance_ - noise_variance_) @ components_
+        + noise_variance_ * I``, as :meth:`sklearn.decomposition.PCA.get_covariance`.
+
+        Returns
+        -------
+        cov : ndarray of shape (n_features, n_features)
+            Estimated covariance of the data.
+        """
+        check_is_fitted(self)
+        return ppca_covariance(self.components_, self.explained_variance_, self.noise_variance_)
+
+    def get_precision(self):
+        """Inverse of :meth:`get_covariance`, by the matrix inversion lemma.
+
+        Returns
+        -------
+        precision : ndarray of shape (n_features, n_features)
+            Estimated precision of the data.
+        """
+        check_is_fitted(self)
+        return ppca_precision(self.components_, self.explained_variance_, self.noise_variance_)
+
+    def _settle_module(self, module, axes):
+        _put_principal_axes_on_open_units(module, axes.directions)
+
+    def _store_results(self, trainer, X_fit, history, stop_reason, device):
+        super()._store_results(trainer, X_fit, history, stop_reason, device)
+        module, open_units = trainer.module, self.open_units_
         scale = float(module.input_scale)
-        self.mean_ = module.input_mean.numpy().astype(np.float64)
-        self.components_ = (module.decoder_linear.weight.detach()[:, self.open_units_].T * scale).numpy().astype(np.float64)
-        # Variances (ddof=1) summed over blocks of rows: no centred copy of X_fit. The
-        # deviations' sums are kept too, so they stay exact though mean_ went
-        # through float32.
-        n_samples = X_fit.shape[0]
-        feature_sum, feature_square = np.zeros(self.n_features_in_), np.zeros(self.n_features_in_)
-        projection_sum, projection_square = np.zeros(self.n_components_), np.zeros(self.n_components_)
-        for rows in _row_chunks(X_fit):
-            centred = X_fit[rows] - self.mean_
-            projection = centred @ self.components_.T
-            feature_sum += centred.sum(axis=0)
-            feature_square += np.square(centred).sum(axis=0)
-            projection_sum += projection.sum(axis=0)
-            projection_square += np.square(projection).sum(axis=0)
-        denominator = max(n_samples - 1, 1)
-        total_variance = float((feature_square - feature_sum**2 / n_samples).sum()) / denominator
-        self.explained_variance_ = (projection_square - projection_sum**2 / n_samples) / denominator
-        if n_samples > 1 and total_variance > 0:
-            self.explained_variance_ratio_ = self.explained_variance_ / total_variance
-        else:
-            self.explained_variance_ = self.explained_variance_ratio_ = np.zeros(self.n_components_)
+        gate_values = module.gate.gate_values().detach().double()[open_units]
+        self.mean_ = module.input_mean.double().numpy()
+        # code = gate * encoder_row . (x - mean) / scale; reconstruction = decoder @ code * scale + mean.
+        self._projection = (module.encoder_linear.weight.detach().double()[open_units] * gate_values[:, None] / scale).numpy()
+        self.components_ = (module.decoder_linear.weight.detach().double()[:, open_units].T * scale).numpy()
+        variances = _explained_variances(X_fit, self.mean_, self.components_)
+        self.n_samples_ = X_fit.shape[0]
+        self.explained_variance_, total_variance = variances
+        self.explained_variance_ratio_ = self.explained_variance_ / total_variance if total_variance > 0 else np.zeros(self.n_components_)
+        self.singular_values_ = np.sqrt(self.explained_variance_ * max(self.n_samples_ - 1, 1))
+        # As PCA: the mean variance of the min(n_samples, n_features) - k directions left out.
+        n_left_out = min(X_fit.shape) - self.n_components_
+        self.noise_variance_ = max(total_variance - self.explained_variance_.sum(), 0.0) / n_left_out if n_left_out > 0 else 0.0
+
+
+def _explained_variances(X, mean, components):
+    """Variance (ddof=1) of ``X`` along each of ``components``, and its total variance.
+
+    Summed over blocks of rows: no centred copy of X. The deviations' sums are kept
+    too, so they stay exact though ``mean`` went through float32.
+    """
+    n_samples = X.shape[0]
+    feature_sum, feature_square = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    projection_sum, projection_square = np.zeros(components.shape[0]), np.zeros(components.shape[0])
+    for rows in row_chunks(X):
+        centred = X[rows] - mean
+        projection = centred @ components.T
+        feature_sum += centred.sum(axis=0)
+        feature_square += np.square(centred).sum(axis=0)
+        projection_sum += projection.sum(axis=0)
+        projection_square += np.square(projection).sum(axis=0)
+    denominator = max(n_samples - 1, 1)
+    total_variance = float((feature_square - feature_sum**2 / n_samples).sum()) / denominator
+    return (projection_square - projection_sum**2 / n_samples) / denominator, total_variance
 
 
 @torch.no_grad()

@@ -18,8 +18,9 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skdam._base
 from skdam import DAMAutoencoder, DAMEmbedding, TrainingDivergedError
-from skdam._base import TRANSFORM_BATCH_ROWS, _principal_directions
-from skdam._training import STOP_INTERRUPTED, train_gated_autoencoder
+from _trainers import train, warm_started_module
+from skdam._input import TRANSFORM_BATCH_ROWS
+from skdam._training import STOP_INTERRUPTED
 from skdam.datasets import make_linear_latent
 from skdam.nn import GatedAutoencoder
 
@@ -43,29 +44,7 @@ def _all_finite(module):
 
 
 def _warm_started_module(X, hidden_layer_sizes=(8,)):
-    module = GatedAutoencoder(X.shape[1], X.shape[1], hidden_layer_sizes).reset_parameters(torch.Generator().manual_seed(0))
-    mean, spread, directions, _ = _principal_directions(X, X.shape[1], np.random.RandomState(0))
-    module.set_normalization(mean, spread)
-    module.set_linear_path(directions)
-    return module
-
-
-def _train(module, X, **overrides):
-    settings = dict(
-        alpha=0.01,
-        max_epochs=6,
-        batch_size=BATCH_SIZE,
-        learning_rate=1e-2,
-        gate_learning_rate=0.02,
-        weight_decay=0.0,
-        warmup_epochs=0,
-        tol=0.0,
-        n_iter_no_change=1000,
-        min_open=1,
-        generator=torch.Generator().manual_seed(0),
-    )
-    settings.update(overrides)
-    return train_gated_autoencoder(module, torch.as_tensor(X, dtype=torch.float32), **settings)
+    return warm_started_module(X, hidden_layer_sizes)[0]
 
 
 def _fitted_attributes(estimator):
@@ -95,8 +74,8 @@ def nan_loss_on_calls(monkeypatch):
 def test_one_non_finite_loss_rolls_back_and_halves_the_learning_rate(X, nan_loss_on_calls):
     nan_loss_on_calls(lambda call: call == 7)  # the third batch of the second epoch
     module = _warm_started_module(X)
-    result = _train(module, X)
-    assert result.n_learning_rate_cuts == 1
+    trainer, result = train(module, X)
+    assert trainer.n_learning_rate_cuts == 1
     assert [record.learning_rate for record in result.history] == [1e-2] + [5e-3] * 5
     assert len(result.history) == 6  # the failed epoch was run again
     assert _all_finite(module)
@@ -144,8 +123,8 @@ def test_finite_loss_with_non_finite_weights_is_rolled_back(X, monkeypatch, pois
 
     monkeypatch.setattr(torch.optim.Adam, "step", poisoning_step)
     module = _warm_started_module(X)
-    result = _train(module, X)
-    assert result.n_learning_rate_cuts == 1
+    trainer, result = train(module, X)
+    assert trainer.n_learning_rate_cuts == 1
     assert len(result.history) == 6
     assert _all_finite(module)
 
@@ -168,13 +147,13 @@ def test_hopeless_learning_rate_raises_a_clear_error(name, X):
 def test_non_finite_weights_never_leave_fit(X, monkeypatch):
     """fit's last line of defence, should a trainer ever return non-finite weights."""
 
-    def broken_trainer(module, *args, **kwargs):
-        result = skdam._training.train_gated_autoencoder(module, *args, **kwargs)
+    def broken_trainer(trainer, *args, **kwargs):
+        result = skdam._training.train_until_settled(trainer, *args, **kwargs)
         with torch.no_grad():
-            module.decoder_linear.weight.fill_(float("inf"))
+            trainer.module.decoder_linear.weight.fill_(float("inf"))
         return result
 
-    monkeypatch.setattr(skdam._base, "train_gated_autoencoder", broken_trainer)
+    monkeypatch.setattr(skdam._base, "train_until_settled", broken_trainer)
     estimator = DAMAutoencoder(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
     with pytest.raises(TrainingDivergedError, match="non-finite weights"):
         estimator.fit(X)
@@ -200,7 +179,7 @@ def test_min_components_stay_open_when_every_gate_would_close(X, min_components)
 def test_trainer_never_lets_beta_below_the_floor(X):
     module = _warm_started_module(X, hidden_layer_sizes=())
     floor = module.gate.beta_floor(2)
-    result = _train(module, X, alpha=100.0, min_open=2, max_epochs=40)
+    _, result = train(module, X, alpha=100.0, min_open=2, max_epochs=40)
     assert min(record.beta for record in result.history) >= floor
     assert [record.n_open for record in result.history][-1] == 2
 
@@ -286,7 +265,7 @@ def test_keyboard_interrupt_with_validation_keeps_the_best_state(X):
 
     LAST_EPOCH = 70  # the gates settle near epoch 47; after that validation only wobbles
     X_validation = torch.as_tensor(X[:20], dtype=torch.float32)
-    result = _train(module, X[20:], X_validation=X_validation, alpha=alpha, max_epochs=100, on_epoch_end=snapshot_then_interrupt)
+    _, result = train(module, X[20:], X_validation=X_validation, alpha=alpha, max_epochs=100, on_epoch_end=snapshot_then_interrupt)
     assert result.stop_reason == STOP_INTERRUPTED
     assert len(result.history) == LAST_EPOCH + 1
     # The library's objective: validation error plus alpha times the soft count.
@@ -305,7 +284,7 @@ def test_keyboard_interrupt_before_training_propagates_and_keeps_the_old_fit(X, 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(skdam._base, "_principal_directions", interrupted)
+    monkeypatch.setattr(skdam._base, "bottleneck_axes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         estimator.fit(X[:40])
     assert _fitted_attributes(estimator).keys() == before.keys()

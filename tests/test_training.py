@@ -3,15 +3,9 @@
 import pytest
 import torch
 
-from skdam._training import (
-    STOP_INTERRUPTED,
-    GateTrainer,
-    SettlingMonitor,
-    _beaten_by_linear_start,
-    _stuck_at_linear_start,
-    probe_unit_count,
-    train_gated_autoencoder,
-)
+from _trainers import train, trainer_for, training_settings, warm_started_module
+from skdam._training import STOP_INTERRUPTED, SettlingMonitor
+from skdam._unit_search import beaten_by_linear_start, probe_unit_count, stuck_at_linear_start, unit_search
 from skdam.nn import GatedAutoencoder
 
 TOL = 1e-2
@@ -61,13 +55,9 @@ def test_fused_forward_equals_linear_path_plus_residual(hidden_layer_sizes):
     torch.testing.assert_close(module.decode_normalized(code), expected)
 
 
-def test_trainer_refuses_an_unknown_matmul_dtype():
-    module = GatedAutoencoder(4, 2).reset_parameters()
+def test_settings_refuse_an_unknown_matmul_dtype():
     with pytest.raises(ValueError, match="matmul_dtype must be 'float32' or 'bfloat16', got 'float16'"):
-        GateTrainer(
-            module, alpha=0.01, batch_size=8, learning_rate=1e-3, gate_learning_rate=0.02, weight_decay=0.0,
-            warmup_epochs=0, min_open=1, generator=torch.Generator(), matmul_dtype="float16",
-        )  # fmt: skip
+        training_settings(matmul_dtype="float16")
 
 
 # ---------------------------------------------------------------- probes
@@ -84,8 +74,8 @@ def test_trainer_refuses_an_unknown_matmul_dtype():
 )
 def test_only_a_model_stuck_at_its_linear_start_is_probed(settled_error, n_open, expected):
     linear_errors = [0.30, 0.10, 0.02]  # the best linear projection on 1, 2, 3 units
-    assert _stuck_at_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
-    assert _stuck_at_linear_start(settled_error, n_open, None, alpha=0.01) is False
+    assert stuck_at_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
+    assert stuck_at_linear_start(settled_error, n_open, None, alpha=0.01) is False
 
 
 @pytest.mark.parametrize(
@@ -99,8 +89,8 @@ def test_only_a_model_stuck_at_its_linear_start_is_probed(settled_error, n_open,
 )
 def test_a_model_its_linear_start_beats_is_offered_a_unit_more(settled_error, n_open, expected):
     linear_errors = [0.30, 0.02, 0.0]
-    assert _beaten_by_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
-    assert _beaten_by_linear_start(settled_error, n_open, None, alpha=0.01) is False
+    assert beaten_by_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
+    assert beaten_by_linear_start(settled_error, n_open, None, alpha=0.01) is False
 
 
 def _linear_data(n_samples=400, rank=3, n_features=8):
@@ -110,25 +100,18 @@ def _linear_data(n_samples=400, rank=3, n_features=8):
 
 def _warm_started(X):
     """A module warm-started from X's principal axes, and PCA's error per number of units."""
-    module = GatedAutoencoder(X.shape[1], X.shape[1], (16,)).reset_parameters(torch.Generator().manual_seed(0))
-    centred = X - X.mean(0)
-    scale = float(centred.square().mean().sqrt())
-    _, singular_values, directions = torch.linalg.svd(centred / scale, full_matrices=False)
-    module.set_normalization(X.mean(0), scale)
-    module.set_linear_path(directions)
-    shares = singular_values.square() / singular_values.square().sum()
-    return module, (1 - shares.cumsum(0)).tolist()
+    return warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
 
 
 def _train_with_probes(X, make_on_epoch_end, probe_epochs=10, max_epochs=100):
     """Train with probes; ``make_on_epoch_end(module)`` gives the per-epoch callback."""
     module, linear_errors = _warm_started(X)
-    return module, train_gated_autoencoder(
-        module, X, alpha=0.01, max_epochs=max_epochs, batch_size=40, learning_rate=3e-3, gate_learning_rate=0.02,
-        weight_decay=0.0, warmup_epochs=0, tol=1e-2, n_iter_no_change=3, min_open=1,
-        generator=torch.Generator().manual_seed(0), probe_epochs=probe_epochs,
-        linear_errors=linear_errors, on_epoch_end=make_on_epoch_end(module),
-    )
+    search = unit_search(linear_errors=linear_errors, max_epochs=max_epochs, probe_epochs=probe_epochs, n_iter_no_change=3)
+    _, result = train(
+        module, X, max_epochs=max_epochs, tol=1e-2, n_iter_no_change=3, after_settling=search,
+        on_epoch_end=make_on_epoch_end(module), batch_size=40, learning_rate=3e-3,
+    )  # fmt: skip
+    return module, result
 
 
 def test_a_rejected_probe_puts_the_settled_model_back():
@@ -176,14 +159,11 @@ def test_a_gate_closed_on_a_unit_worth_more_than_alpha_is_reopened():
     with torch.no_grad():
         module.gate.beta.fill_(module.gate.beta_floor(2))
     assert module.gate.n_open() == 2
-    trainer = GateTrainer(
-        module, alpha=0.01, batch_size=40, learning_rate=3e-3, gate_learning_rate=0.02, weight_decay=0.0,
-        warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0),
-    )
+    trainer = trainer_for(module, batch_size=40, learning_rate=3e-3)
     history = []
     probe_unit_count(
-        trainer, X, max_epochs=50, probe_epochs=10, n_iter_no_change=3, linear_errors=linear_errors, history=history,
+        trainer, X, None, max_epochs=50, probe_epochs=10, n_iter_no_change=3, linear_errors=linear_errors, history=history,
     )
     assert module.gate.n_open() == 3
     assert history and history[-1].reconstruction_error < 0.01
-    assert trainer.min_open == 1  # the trainer's own settings are put back
+    assert trainer.settings == training_settings(batch_size=40, learning_rate=3e-3)  # put back

@@ -1,0 +1,36 @@
+"""The probabilistic PCA model (Tipping & Bishop, 1999) of a linear subspace.
+
+NumPy only. A subspace spanned by the rows of ``components``, with variance
+``explained_variance`` along them and isotropic ``noise_variance`` everywhere else,
+is a Gaussian whose covariance is ``W.T @ diag(explained - noise) @ W + noise * I``.
+"""
+
+import numpy as np
+from scipy import linalg
+
+
+def ppca_covariance(components, explained_variance, noise_variance):
+    """Covariance of the model, shape ``(n_features, n_features)``."""
+    signal = np.maximum(explained_variance - noise_variance, 0.0)
+    covariance = (components.T * signal) @ components
+    covariance.flat[:: covariance.shape[0] + 1] += noise_variance
+    return covariance
+
+
+def ppca_precision(components, explained_variance, noise_variance):
+    """Inverse of :func:`ppca_covariance`, without inverting a ``d x d`` matrix.
+
+    By the matrix inversion lemma, ``(s I + W.T D W)^-1 = I / s - W.T (D^-1 + W W.T
+    / s)^-1 W / s**2``, which inverts a ``k x k`` matrix only.
+    """
+    n_components, n_features = components.shape
+    if n_components == 0:
+        return np.eye(n_features) / noise_variance
+    if noise_variance <= 0:
+        return linalg.inv(ppca_covariance(components, explained_variance, noise_variance))
+    signal = np.maximum(explained_variance - noise_variance, 0.0)
+    inner = components @ components.T / noise_variance
+    inner.flat[:: n_components + 1] += 1.0 / signal
+    precision = -(components.T @ linalg.inv(inner) @ components) / noise_variance**2
+    precision.flat[:: n_features + 1] += 1.0 / noise_variance
+    return precision
