@@ -174,6 +174,8 @@ def test_cuda_fit_matches_the_contract(Estimator, low_rank_data):
     assert next(estimator.module_.parameters()).device.type == "cpu"  # lives on the CPU
     assert estimator.n_components_ == 4
     embedding = estimator.transform(low_rank_data)
+    estimator.inverse_transform(embedding)
     assert isinstance(embedding, np.ndarray) and np.isfinite(embedding).all()
+    assert next(estimator.module_.parameters()).device.type == "cpu"  # transform moved a copy
     restored = pickle.loads(pickle.dumps(estimator))
     np.testing.assert_allclose(restored.transform(low_rank_data), embedding, rtol=1e-4, atol=1e-5)
