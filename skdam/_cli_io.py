@@ -1,0 +1,220 @@
+"""Files for the ``skdam`` command line: CSV, NPY and Parquet tables, and model files.
+
+Every problem with the user's files raises :class:`InputError`, whose message the
+command line prints as one line.
+"""
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+TABLE_SUFFIXES = {".csv": "CSV", ".npy": "NPY", ".parquet": "Parquet", ".pq": "Parquet"}
+
+
+class InputError(Exception):
+    """A problem with the user's files or values: one line on stderr, exit status 2."""
+
+
+# ---------------------------------------------------------------- model files
+# One place to change the format of model files.
+
+
+def save_model(estimator, path):
+    """Write a fitted estimator to ``path`` (joblib pickle)."""
+    import joblib
+
+    try:
+        joblib.dump(estimator, path)
+    except OSError as error:
+        raise InputError(f"cannot write the model to {path}: {error.strerror or error}") from error
+
+
+def load_model(path):
+    """Read an estimator written by :func:`save_model`.
+
+    Loading a pickle runs code from the file: load only models you trust.
+    """
+    import joblib
+
+    from ._base import _BaseDAM
+
+    path = Path(path)
+    _check_readable(path)
+    try:
+        model = joblib.load(path)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror or error}") from error
+    except Exception as error:  # a pickle can fail in any way; name the file, not the internals
+        raise InputError(f"{path}: not a model file written by skdam --save-model ({type(error).__name__}).") from error
+    if not isinstance(model, _BaseDAM) or not hasattr(model, "n_components_"):
+        raise InputError(f"{path}: holds a {type(model).__name__}, not a fitted skdam estimator.")
+    return model
+
+
+# -------------------------------------------------------------- data tables
+
+
+def table_format(path):
+    """The format that ``path``'s suffix names: ``"CSV"``, ``"NPY"`` or ``"Parquet"``."""
+    file_format = TABLE_SUFFIXES.get(Path(path).suffix.lower())
+    if file_format is None:
+        raise InputError(f"{path}: unsupported file type {Path(path).suffix!r}; use .csv, .npy or .parquet.")
+    return file_format
+
+
+def _check_readable(path):
+    if not path.exists():
+        raise InputError(f"{path}: no such file.")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file.")
+
+
+def check_writable(path):
+    """Refuse an output path whose directory does not exist, before any work is done."""
+    directory = Path(path).resolve().parent
+    if not directory.is_dir():
+        raise InputError(f"{path}: the directory {directory} does not exist.")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_table(path):
+    """Read a 2-D numeric table.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    has_column_names : bool
+        Whether the file named its columns (a CSV header, Parquet).
+    """
+    path = Path(path)
+    file_format = table_format(path)
+    _check_readable(path)
+    try:
+        if file_format == "CSV":
+            X, has_column_names = _read_csv(path)
+        elif file_format == "NPY":
+            X, has_column_names = _read_npy(path), False
+        else:
+            X, has_column_names = _read_parquet(path), True
+    except InputError:
+        raise
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror or error}") from error
+    except Exception as error:  # corrupt files fail inside numpy or pyarrow in many ways
+        raise InputError(f"{path}: cannot read as {file_format}: {first_line(error)}") from error
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise InputError(f"{path}: no data (shape {X.shape[0]} x {X.shape[1]}).")
+    return X, has_column_names
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        first_row = next(csv.reader(file), None)
+    if first_row is None:
+        raise InputError(f"{path}: the file is empty.")
+    has_header = not all(_is_number(cell) for cell in first_row)
+    try:
+        # loadtxt parses in C; the slow scan below only runs to explain a failure.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            X = np.loadtxt(
+                path, delimiter=",", skiprows=int(has_header), ndmin=2, dtype=np.float64, quotechar='"',
+                encoding="utf-8-sig",
+            )
+    except ValueError as error:
+        raise InputError(f"{path}: {_first_bad_csv_cell(path, has_header) or first_line(error)}") from error
+    return X, has_header
+
+
+def _first_bad_csv_cell(path, has_header):
+    """Describe the first line of a CSV file that is not a row of numbers."""
+    width = None
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        for line_number, row in enumerate(csv.reader(file), start=1):
+            if line_number == 1 and has_header:
+                continue
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                return f"line {line_number} has {len(row)} values where the lines above have {width}."
+            for column, cell in enumerate(row, start=1):
+                if not _is_number(cell):
+                    hint = " (skdam reads comma-separated values)" if ";" in cell or "\t" in cell else ""
+                    return f"line {line_number}, column {column}: {cell!r} is not a number{hint}."
+    return None
+
+
+def _read_npy(path):
+    try:
+        X = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise InputError(f"{path}: holds Python objects, not numbers; save a numeric array.") from error
+        raise
+    if not isinstance(X, np.ndarray):
+        raise InputError(f"{path}: not a single NumPy array.")
+    if X.ndim != 2:
+        raise InputError(f"{path}: expected a 2-D array (rows x columns), got shape {X.shape}.")
+    if X.dtype.kind not in "iuf":
+        raise InputError(f"{path}: expected numbers, got an array of dtype {X.dtype}.")
+    return X
+
+
+def _import_pandas_for_parquet():
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+    except ImportError as error:
+        raise InputError(
+            f"Parquet files need pandas and pyarrow ({error.name} is missing): pip install 'skdam[io]'."
+        ) from error
+    return pd
+
+
+def _read_parquet(path):
+    pd = _import_pandas_for_parquet()
+    frame = pd.read_parquet(path)
+    not_numeric = [
+        str(name)
+        for name, column in frame.items()
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+    ]
+    if not_numeric:
+        shown = ", ".join(repr(name) for name in not_numeric[:5]) + (", ..." if len(not_numeric) > 5 else "")
+        raise InputError(f"{path}: {len(not_numeric)} column(s) are not numeric: {shown}.")
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def write_table(path, X, column_names):
+    """Write ``X`` in the format that ``path``'s suffix names.
+
+    ``column_names`` go into a Parquet file always and into a CSV file when given.
+    """
+    path = Path(path)
+    file_format = table_format(path)
+    try:
+        if file_format == "CSV":
+            header = ",".join(column_names) if column_names is not None else ""
+            np.savetxt(path, X, delimiter=",", header=header, comments="", fmt="%.9g")
+        elif file_format == "NPY":
+            np.save(path, X)
+        else:
+            pd = _import_pandas_for_parquet()
+            pd.DataFrame(X, columns=list(column_names)).to_parquet(path, index=False)
+    except OSError as error:
+        raise InputError(f"{path}: cannot write: {error.strerror or error}") from error
+
+
+def first_line(error):
+    """The first line of an exception's message, for a one-line error."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
