@@ -1,5 +1,6 @@
 """The skdam command line on real CSV, NPY and Parquet files."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import joblib
 import numpy as np
 import pytest
 
+import skdam
 from skdam import DAMAutoencoder, DAMEmbedding
 from skdam._cli import EXIT_BAD_INPUT, main
 from skdam.datasets import make_linear_latent
@@ -204,11 +206,19 @@ def test_hidden_layer_sizes_needs_the_autoencoder(data, tmp_path, capsys):
     assert "only applies to --estimator autoencoder" in capsys.readouterr().err
 
 
+def _env_for(package):
+    """The environment in which a child Python imports ``package`` from where this test did.
+
+    An editable install may point at another checkout; PYTHONPATH comes before it.
+    """
+    return {**os.environ, "PYTHONPATH": str(Path(package.__file__).parent.parent)}
+
+
 def test_installed_console_script_prints_help():
     script = Path(sys.executable).with_name("skdam")
     if not script.exists():
         pytest.skip("the skdam console script is not installed next to this Python")
-    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, env=_env_for(skdam))
     assert result.returncode == 0, result.stderr
     for text in ("fit-transform", "transform", "demo", "examples:", "skdam transform --model model.joblib", ".parquet"):
         assert text in result.stdout
