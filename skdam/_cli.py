@@ -17,7 +17,9 @@ from ._cli_io import (
     load_model,
     read_table,
     save_model,
+    shown_names,
     table_format,
+    with_column_names,
     write_table,
 )
 
@@ -132,10 +134,10 @@ def _run_estimator(method, X):
         raise InputError(first_line(error)) from error
 
 
-def _write_embedding(path, embedding, estimator, has_column_names):
+def _write_embedding(path, embedding, estimator, column_names):
     # Columns are named like get_feature_names_out (damembedding0, ...) where the
     # input named its columns, and always in Parquet, which needs names.
-    named = has_column_names or table_format(path) == "Parquet"
+    named = column_names is not None or table_format(path) == "Parquet"
     write_table(path, embedding, estimator.get_feature_names_out() if named else None)
 
 
@@ -146,12 +148,13 @@ def _fit_transform(args):
     if args.save_model is not None:
         check_writable(args.save_model)
     estimator = _make_estimator(args)
-    X, has_column_names = read_table(args.input)
-    embedding = _run_estimator(estimator.fit_transform, X)
-    _write_embedding(args.output, embedding, estimator, has_column_names)
+    X, column_names = read_table(args.input)
+    data = with_column_names(X, column_names, args.input)
+    embedding = _run_estimator(estimator.fit_transform, data)
+    _write_embedding(args.output, embedding, estimator, column_names)
     print(
         f"{type(estimator).__name__} kept {estimator.n_components_} of {X.shape[1]} dimensions "
-        f"({estimator.n_iter_} epochs, R^2 {estimator.score(X):.4f}); wrote {embedding.shape[0]} rows x "
+        f"({estimator.n_iter_} epochs, R^2 {estimator.score(data):.4f}); wrote {embedding.shape[0]} rows x "
         f"{embedding.shape[1]} columns to {args.output}"
     )
     if args.save_model is not None:
@@ -159,18 +162,49 @@ def _fit_transform(args):
         print(f"saved the model to {args.save_model}")
 
 
+def _check_column_names(path, column_names, model, model_path):
+    """Refuse columns renamed or reordered since fit, as ``transform`` does for a DataFrame."""
+    if not hasattr(model, "feature_names_in_"):
+        return  # fitted without names: columns go by position, whatever their names
+    expected = [str(name) for name in model.feature_names_in_]
+    if column_names is None:
+        warnings.warn(f"{path} does not name its columns; they are taken as the model's: {shown_names(expected)}.")
+        return
+    if column_names == expected:
+        return
+    if sorted(column_names) == sorted(expected):
+        column = next(i for i, (name, fitted) in enumerate(zip(column_names, expected)) if name != fitted)
+        raise InputError(
+            f"{path}: has the columns of the model {model_path} in another order: column {column + 1} is "
+            f"{column_names[column]!r} where the model has {expected[column]!r}; order them as "
+            f"{shown_names(expected)}."
+        )
+    unknown = [name for name in column_names if name not in expected]
+    missing = [name for name in expected if name not in column_names]
+    differences = [f"not in the model: {shown_names(unknown)}"] * bool(unknown)
+    differences += [f"missing: {shown_names(missing)}"] * bool(missing)
+    raise InputError(
+        f"{path}: column names differ from those {model_path} was fitted on: "
+        f"{'; '.join(differences) or 'the model has ' + shown_names(expected)}."
+    )
+
+
 def _transform(args):
     table_format(args.output)
     check_writable(args.output)
     model = load_model(args.model)
-    X, has_column_names = read_table(args.input)
+    X, column_names = read_table(args.input)
     if X.shape[1] != model.n_features_in_:
         raise InputError(
             f"{args.input}: has {X.shape[1]} columns, but the model {args.model} was fitted on "
             f"{model.n_features_in_} columns."
         )
-    embedding = _run_estimator(model.transform, X)
-    _write_embedding(args.output, embedding, model, has_column_names)
+    _check_column_names(args.input, column_names, model, args.model)
+    with warnings.catch_warnings():
+        # The names were checked above; the array goes in without them.
+        warnings.filterwarnings("ignore", "X does not have valid feature names", UserWarning)
+        embedding = _run_estimator(model.transform, X)
+    _write_embedding(args.output, embedding, model, column_names)
     print(f"wrote {embedding.shape[0]} rows x {embedding.shape[1]} columns to {args.output}")
 
 

@@ -92,19 +92,20 @@ def read_table(path):
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
-    has_column_names : bool
-        Whether the file named its columns (a CSV header, Parquet).
+    column_names : list of str or None
+        The names the file gives its columns (a CSV header, Parquet); None for an
+        NPY file or a CSV file without a header.
     """
     path = Path(path)
     file_format = table_format(path)
     _check_readable(path)
     try:
         if file_format == "CSV":
-            X, has_column_names = _read_csv(path)
+            X, column_names = _read_csv(path)
         elif file_format == "NPY":
-            X, has_column_names = _read_npy(path), False
+            X, column_names = _read_npy(path), None
         else:
-            X, has_column_names = _read_parquet(path), True
+            X, column_names = _read_parquet(path)
     except InputError:
         raise
     except OSError as error:
@@ -113,7 +114,9 @@ def read_table(path):
         raise InputError(f"{path}: cannot read as {file_format}: {first_line(error)}") from error
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise InputError(f"{path}: no data (shape {X.shape[0]} x {X.shape[1]}).")
-    return X, has_column_names
+    if column_names is not None and len(column_names) != X.shape[1]:
+        raise InputError(f"{path}: the header names {len(column_names)} columns, but the rows have {X.shape[1]}.")
+    return X, column_names
 
 
 def _read_csv(path):
@@ -132,7 +135,7 @@ def _read_csv(path):
             )
     except ValueError as error:
         raise InputError(f"{path}: {_first_bad_csv_cell(path, has_header) or first_line(error)}") from error
-    return X, has_header
+    return X, [cell.strip() for cell in first_row] if has_header else None
 
 
 def _first_bad_csv_cell(path, has_header):
@@ -189,9 +192,33 @@ def _read_parquet(path):
         if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
     ]
     if not_numeric:
-        shown = ", ".join(repr(name) for name in not_numeric[:5]) + (", ..." if len(not_numeric) > 5 else "")
-        raise InputError(f"{path}: {len(not_numeric)} column(s) are not numeric: {shown}.")
-    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        raise InputError(f"{path}: {len(not_numeric)} column(s) are not numeric: {shown_names(not_numeric)}.")
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan), [str(name) for name in frame.columns]
+
+
+def with_column_names(X, column_names, path):
+    """``X`` as a pandas DataFrame with its file's column names, when it has some.
+
+    An estimator fitted on it records the names in ``feature_names_in_``, as the
+    Python API does, so that ``skdam transform`` can refuse columns renamed or
+    reordered since. Without pandas the names are lost, with a warning.
+    """
+    if column_names is None:
+        return X
+    try:
+        import pandas as pd
+    except ImportError:
+        warnings.warn(
+            f"{path} names its columns, but the model can record them only with pandas installed; "
+            "'skdam transform' will not check them."
+        )
+        return X
+    return pd.DataFrame(X, columns=column_names, copy=False)
+
+
+def shown_names(names, most=5):
+    """Quote the first ``most`` names for a one-line message."""
+    return ", ".join(repr(name) for name in names[:most]) + (", ..." if len(names) > most else "")
 
 
 def write_table(path, X, column_names):

@@ -26,6 +26,10 @@ def data():
     return make_linear_latent(300, 2, 6, random_state=0)[0]
 
 
+def _named(X):
+    return pd.DataFrame(X, columns=[f"feature_{i}" for i in range(X.shape[1])])
+
+
 def _write(path, X, header=False):
     path = Path(path)
     if path.suffix == ".csv":
@@ -34,7 +38,7 @@ def _write(path, X, header=False):
     elif path.suffix == ".npy":
         np.save(path, X)
     else:
-        pd.DataFrame(X, columns=[f"feature_{i}" for i in range(X.shape[1])]).to_parquet(path)
+        _named(X).to_parquet(path)
     return str(path)
 
 
@@ -66,8 +70,10 @@ def test_fit_transform_csv_with_header(fitted_by_cli, data, capsys):
     embedding, header = _read(output)
     model = joblib.load(model_path)
     assert isinstance(model, DAMEmbedding) and model.n_components_ == 2
+    # As the Python API fitted on a DataFrame: transform can check the columns.
+    assert list(model.feature_names_in_) == [f"feature_{i}" for i in range(6)]
     assert header == "damembedding0,damembedding1"
-    np.testing.assert_allclose(embedding, model.transform(data), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(embedding, model.transform(_named(data)), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npy", ".parquet"])
@@ -94,7 +100,7 @@ def test_fit_transform_parquet_to_npy_with_an_autoencoder(data, tmp_path, capsys
     assert model.hidden_layer_sizes == (16,) and model.alpha == 0.02 and model.max_iter == 60
     embedding = np.load(output)
     assert embedding.shape == (300, model.n_components_)
-    np.testing.assert_allclose(embedding, model.transform(data), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embedding, model.transform(_named(data)), rtol=1e-5, atol=1e-6)
     assert "DAMAutoencoder kept" in capsys.readouterr().out
 
 
@@ -126,6 +132,8 @@ def _bad_files(folder, data):
     empty.write_text("")
     header_only = folder / "header_only.csv"
     header_only.write_text("a,b,c\n")
+    wide_header = folder / "wide_header.csv"
+    wide_header.write_text("a,b,c\n1,2\n")
     corrupt_npy = folder / "corrupt.npy"
     corrupt_npy.write_bytes(b"\x93NUMPY garbage" * 10)
     flat_npy = folder / "flat.npy"
@@ -145,6 +153,12 @@ def _bad_files(folder, data):
     text_model = folder / "text_model.joblib"
     text_model.write_text("hello")
     good = _write(folder / "good.npy", data)
+    names = [f"feature_{i}" for i in range(6)]
+    reordered_csv = folder / "reordered.csv"
+    order = [1, 0, 2, 3, 4, 5]
+    np.savetxt(reordered_csv, data[:, order], delimiter=",", header=",".join(names[i] for i in order), comments="")
+    renamed_parquet = folder / "renamed.parquet"
+    pd.DataFrame(data, columns=["x", *names[1:]]).to_parquet(renamed_parquet)
     return [
         ("missing", ["fit-transform", str(folder / "absent.csv"), "-o", "x.csv"], "no such file"),
         ("suffix", ["fit-transform", str(folder / "data.txt"), "-o", "x.csv"], "unsupported file type '.txt'"),
@@ -156,6 +170,7 @@ def _bad_files(folder, data):
         ("semicolons", ["fit-transform", str(semicolons), "-o", "x.csv"], "skdam reads comma-separated values"),
         ("empty", ["fit-transform", str(empty), "-o", "x.csv"], "the file is empty"),
         ("header only", ["fit-transform", str(header_only), "-o", "x.csv"], "no data"),
+        ("wide header", ["fit-transform", str(wide_header), "-o", "x.csv"], "the header names 3 columns, but the rows have 2"),
         ("corrupt npy", ["fit-transform", str(corrupt_npy), "-o", "x.csv"], "cannot read as NPY"),
         ("flat npy", ["fit-transform", str(flat_npy), "-o", "x.csv"], "expected a 2-D array"),
         ("object npy", ["fit-transform", str(objects_npy), "-o", "x.csv"], "holds Python objects"),
@@ -168,6 +183,10 @@ def _bad_files(folder, data):
          "larger than max_components"),
         ("width", ["transform", "--model", str(model), narrow, "-o", str(folder / "x.csv")],
          "has 4 columns, but the model"),
+        ("reordered columns", ["transform", "--model", str(model), str(reordered_csv), "-o", str(folder / "x.csv")],
+         "model.joblib in another order: column 1 is 'feature_1' where the model has 'feature_0'"),
+        ("renamed columns", ["transform", "--model", str(model), str(renamed_parquet), "-o", str(folder / "x.csv")],
+         "model.joblib was fitted on: not in the model: 'x'; missing: 'feature_0'."),
         ("missing model", ["transform", "--model", str(folder / "absent.joblib"), good, "-o", str(folder / "x.csv")],
          "no such file"),
         ("not a model", ["transform", "--model", str(not_a_model), good, "-o", str(folder / "x.csv")],
@@ -222,3 +241,33 @@ def test_installed_console_script_prints_help():
     assert result.returncode == 0, result.stderr
     for text in ("fit-transform", "transform", "demo", "examples:", "skdam transform --model model.joblib", ".parquet"):
         assert text in result.stdout
+
+
+def test_transform_takes_unnamed_columns_in_the_model_order(fitted_by_cli, data, tmp_path, capsys):
+    _, reference_output, model_path = fitted_by_cli
+    source = _write(tmp_path / "new.npy", data[:10])
+    assert main(["transform", "--model", str(model_path), source, "-o", str(tmp_path / "out.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), _read(reference_output)[0][:10], rtol=1e-6, atol=1e-6)
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith(f"skdam: warning: {source} does not name its columns; they are taken as the model's:")
+    assert len(warning.splitlines()) == 1
+
+
+def test_a_model_fitted_without_names_takes_any_names(data, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    arguments = ["fit-transform", _write(tmp_path / "data.npy", data), "-o", str(tmp_path / "embedding.npy")]
+    assert main([*arguments, "--save-model", str(model_path), *FAST]) == 0
+    assert not hasattr(joblib.load(model_path), "feature_names_in_")
+    source = _write(tmp_path / "named.parquet", data[:10])
+    assert main(["transform", "--model", str(model_path), source, "-o", str(tmp_path / "out.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.load(tmp_path / "embedding.npy")[:10], atol=1e-6)
+    assert capsys.readouterr().err == ""
+
+
+def test_without_pandas_a_csv_header_is_not_recorded_and_says_so(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
+    source, model_path = _write(tmp_path / "data.csv", data, header=True), tmp_path / "model.joblib"
+    arguments = ["fit-transform", source, "-o", str(tmp_path / "out.csv"), "--save-model", str(model_path)]
+    assert main([*arguments, *FAST]) == 0
+    assert "the model can record them only with pandas installed" in capsys.readouterr().err
+    assert not hasattr(joblib.load(model_path), "feature_names_in_")
