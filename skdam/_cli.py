@@ -15,6 +15,7 @@ from ._cli_io import (
     check_writable,
     first_line,
     load_model,
+    model_format,
     read_table,
     save_model,
     shown_names,
@@ -146,6 +147,7 @@ def _fit_transform(args):
     table_format(args.output)
     check_writable(args.output)
     if args.save_model is not None:
+        model_format(args.save_model)
         check_writable(args.save_model)
     estimator = _make_estimator(args)
     X, column_names = read_table(args.input)
@@ -279,7 +281,11 @@ def _build_parser():
         help="the autoencoder's hidden widths, like 128 or 64,32 (default: 128,128)",
     )
     fit.add_argument(
-        "--save-model", metavar="PATH", default=None, help="also save the fitted model, for 'skdam transform'"
+        "--save-model",
+        metavar="PATH",
+        default=None,
+        help="also save the fitted model, for 'skdam transform': PATH.skops is written with skops.io "
+        "(pip install 'skdam[persistence]'), PATH.joblib or PATH.pkl with joblib",
     )
     fit.add_argument("-v", "--verbose", action="count", default=0, help="show the progress of training")
     fit.set_defaults(run=_fit_transform)
@@ -288,12 +294,13 @@ def _build_parser():
         "transform",
         description=(
             "Embed INPUT's rows with a saved model and write them to OUTPUT.\n"
-            "A model file is a pickle, which runs code when loaded: load only models you trust."
+            "A .skops model loads only skdam's estimators; a .joblib or .pkl model is a pickle,\n"
+            "which runs code when loaded: load only pickles you trust."
         ),
         epilog=FILES_HELP,
         formatter_class=formatter,
     )
-    transform.add_argument("--model", metavar="MODEL", required=True, help="a file written by --save-model")
+    transform.add_argument("--model", metavar="MODEL", required=True, help="a file written by --save-model: .skops, .joblib or .pkl")
     transform.add_argument("input", metavar="INPUT", help="the data, with the columns the model was fitted on")
     transform.add_argument("-o", "--output", metavar="OUTPUT", required=True, help="where the embedding goes")
     transform.set_defaults(run=_transform)

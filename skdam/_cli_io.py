@@ -18,15 +18,45 @@ class InputError(Exception):
 
 
 # ---------------------------------------------------------------- model files
-# One place to change the format of model files.
+# The suffix names the format, on save and on load alike, so that a file cannot hold
+# another format than its name says.
+
+MODEL_SUFFIXES = {".skops": "skops", ".joblib": "joblib", ".pkl": "joblib", ".pickle": "joblib"}
+
+
+def model_format(path):
+    """``"skops"`` or ``"joblib"``: the model file format that ``path``'s suffix names.
+
+    Checked before training, so that a model that cannot be saved costs no fit.
+    """
+    file_format = MODEL_SUFFIXES.get(Path(path).suffix.lower())
+    if file_format is None:
+        raise InputError(
+            f"{path}: unsupported model file type {Path(path).suffix!r}; use .skops, .joblib or .pkl "
+            "(.skops for skops.io, the others for joblib)."
+        )
+    if file_format == "skops":
+        _import_skops()
+    return file_format
+
+
+def _import_skops():
+    try:
+        import skops.io
+    except ImportError as error:
+        raise InputError("a .skops model file needs skops: pip install 'skdam[persistence]'.") from error
+    return skops.io
 
 
 def save_model(estimator, path):
-    """Write a fitted estimator to ``path`` (joblib pickle)."""
-    import joblib
-
+    """Write a fitted estimator to ``path`` with skops.io or joblib, as its suffix says."""
     try:
-        joblib.dump(estimator, path)
+        if model_format(path) == "skops":
+            _import_skops().dump(estimator, path)
+        else:
+            import joblib
+
+            joblib.dump(estimator, path)
     except OSError as error:
         raise InputError(f"cannot write the model to {path}: {error.strerror or error}") from error
 
@@ -34,23 +64,45 @@ def save_model(estimator, path):
 def load_model(path):
     """Read an estimator written by :func:`save_model`.
 
-    Loading a pickle runs code from the file: load only models you trust.
+    A .skops file loads only if it holds nothing but skdam's estimators. A joblib
+    file is a pickle, which runs code from the file: load only models you trust.
     """
-    import joblib
+    from . import DAMAutoencoder, DAMEmbedding
 
-    from ._base import _BaseDAM
-
+    estimator_classes = (DAMAutoencoder, DAMEmbedding)
     path = Path(path)
+    file_format = model_format(path)
     _check_readable(path)
     try:
-        model = joblib.load(path)
+        if file_format == "skops":
+            model = _load_skops(path, estimator_classes)
+        else:
+            import joblib
+
+            model = joblib.load(path)
+    except InputError:
+        raise
     except OSError as error:
         raise InputError(f"{path}: cannot read: {error.strerror or error}") from error
     except Exception as error:  # a pickle can fail in any way; name the file, not the internals
         raise InputError(f"{path}: not a model file written by skdam --save-model ({type(error).__name__}).") from error
-    if not isinstance(model, _BaseDAM) or not hasattr(model, "n_components_"):
+    if not isinstance(model, estimator_classes) or not hasattr(model, "n_components_"):
         raise InputError(f"{path}: holds a {type(model).__name__}, not a fitted skdam estimator.")
     return model
+
+
+def _load_skops(path, estimator_classes):
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        # joblib's pickles are not zip files; say so rather than guess the format.
+        raise InputError(f"{path}: not a skops file (a .skops model is written by skops.io, e.g. skdam --save-model).")
+    skops_io = _import_skops()
+    trusted = [f"{cls.__module__}.{cls.__qualname__}" for cls in estimator_classes]
+    untrusted = [name for name in skops_io.get_untrusted_types(file=path) if name not in trusted]
+    if untrusted:
+        raise InputError(f"{path}: holds types that are not skdam estimators: {shown_names(untrusted)}.")
+    return skops_io.load(path, trusted=trusted)
 
 
 # -------------------------------------------------------------- data tables

@@ -1,5 +1,6 @@
 """The skdam command line on real CSV, NPY and Parquet files."""
 
+import fractions
 import os
 import subprocess
 import sys
@@ -152,6 +153,9 @@ def _bad_files(folder, data):
     joblib.dump({"weights": 1}, not_a_model)
     text_model = folder / "text_model.joblib"
     text_model.write_text("hello")
+    foreign_skops = folder / "foreign.skops"
+    skops_io = pytest.importorskip("skops.io")
+    skops_io.dump({"weights": fractions.Fraction(1, 3)}, foreign_skops)
     good = _write(folder / "good.npy", data)
     names = [f"feature_{i}" for i in range(6)]
     reordered_csv = folder / "reordered.csv"
@@ -191,6 +195,8 @@ def _bad_files(folder, data):
          "no such file"),
         ("not a model", ["transform", "--model", str(not_a_model), good, "-o", str(folder / "x.csv")],
          "holds a dict, not a fitted skdam estimator"),
+        ("foreign skops", ["transform", "--model", str(foreign_skops), good, "-o", str(folder / "x.csv")],
+         "holds types that are not skdam estimators: 'fractions.Fraction'"),
         ("text model", ["transform", "--model", str(text_model), good, "-o", str(folder / "x.csv")],
          "not a model file written by skdam"),
     ]
@@ -271,3 +277,50 @@ def test_without_pandas_a_csv_header_is_not_recorded_and_says_so(data, tmp_path,
     assert main([*arguments, *FAST]) == 0
     assert "the model can record them only with pandas installed" in capsys.readouterr().err
     assert not hasattr(joblib.load(model_path), "feature_names_in_")
+
+
+def test_save_model_picks_the_format_from_the_suffix(data, tmp_path, capsys):
+    skops_io = pytest.importorskip("skops.io")
+    source, output = _write(tmp_path / "data.npy", data), tmp_path / "embedding.npy"
+    model_path = tmp_path / "model.skops"
+    assert main(["fit-transform", source, "-o", str(output), "--save-model", str(model_path), *FAST]) == 0
+    # A real skops file, which loads without trusting more than the estimator's class.
+    model = skops_io.load(model_path, trusted=[f"{DAMEmbedding.__module__}.DAMEmbedding"])
+    assert isinstance(model, DAMEmbedding)
+    assert main(["transform", "--model", str(model_path), source, "-o", str(tmp_path / "again.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "again.npy"), np.load(output), rtol=1e-6, atol=1e-6)
+
+
+def test_a_pickle_named_skops_is_refused(fitted_by_cli, data, tmp_path, capsys):
+    _, _, joblib_model = fitted_by_cli
+    disguised = tmp_path / "model.skops"
+    disguised.write_bytes(joblib_model.read_bytes())
+    source = _write(tmp_path / "new.npy", data[:5])
+    assert main(["transform", "--model", str(disguised), source, "-o", str(tmp_path / "out.npy")]) == EXIT_BAD_INPUT
+    assert f"skdam: error: {disguised}: not a skops file" in capsys.readouterr().err
+
+
+def _refuse_to_train(monkeypatch):
+    def train(*args, **kwargs):
+        raise AssertionError("trained before checking the files")
+
+    for estimator in (DAMEmbedding, DAMAutoencoder):
+        monkeypatch.setattr(estimator, "fit_transform", train)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "missing_module", "expected"),
+    [
+        ("model.bin", None, "model.bin: unsupported model file type '.bin'; use .skops, .joblib or .pkl"),
+        ("model.skops", "skops", "needs skops: pip install 'skdam[persistence]'"),
+    ],
+)
+def test_save_model_is_checked_before_training(model_name, missing_module, expected, data, tmp_path, monkeypatch, capsys):
+    if missing_module is not None:
+        for name in [module for module in sys.modules if module.split(".")[0] == missing_module] or [missing_module]:
+            monkeypatch.setitem(sys.modules, name, None)
+    _refuse_to_train(monkeypatch)
+    source = _write(tmp_path / "data.npy", data)
+    arguments = ["fit-transform", source, "-o", str(tmp_path / "out.npy"), "--save-model", str(tmp_path / model_name)]
+    assert main(arguments) == EXIT_BAD_INPUT
+    assert expected in capsys.readouterr().err
