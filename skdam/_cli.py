@@ -146,6 +146,7 @@ def _fit_transform(args):
     # Everything that can be checked before a long fit is checked first.
     table_format(args.output)
     check_writable(args.output)
+    table_format(args.input)
     if args.save_model is not None:
         model_format(args.save_model)
         check_writable(args.save_model)
@@ -194,6 +195,7 @@ def _check_column_names(path, column_names, model, model_path):
 def _transform(args):
     table_format(args.output)
     check_writable(args.output)
+    table_format(args.input)
     model = load_model(args.model)
     X, column_names = read_table(args.input)
     if X.shape[1] != model.n_features_in_:

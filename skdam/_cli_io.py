@@ -109,10 +109,16 @@ def _load_skops(path, estimator_classes):
 
 
 def table_format(path):
-    """The format that ``path``'s suffix names: ``"CSV"``, ``"NPY"`` or ``"Parquet"``."""
+    """The format that ``path``'s suffix names: ``"CSV"``, ``"NPY"`` or ``"Parquet"``.
+
+    Refuses an unknown suffix, and a Parquet file without pandas and pyarrow, so
+    that the commands can check their files before any training.
+    """
     file_format = TABLE_SUFFIXES.get(Path(path).suffix.lower())
     if file_format is None:
         raise InputError(f"{path}: unsupported file type {Path(path).suffix!r}; use .csv, .npy or .parquet.")
+    if file_format == "Parquet":
+        _import_pandas_for_parquet()
     return file_format
 
 

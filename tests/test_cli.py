@@ -324,3 +324,15 @@ def test_save_model_is_checked_before_training(model_name, missing_module, expec
     arguments = ["fit-transform", source, "-o", str(tmp_path / "out.npy"), "--save-model", str(tmp_path / model_name)]
     assert main(arguments) == EXIT_BAD_INPUT
     assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["fit-transform", "transform"])
+def test_a_parquet_output_without_pyarrow_is_refused_before_any_work(command, fitted_by_cli, data, tmp_path, monkeypatch, capsys):
+    _, _, model_path = fitted_by_cli
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    _refuse_to_train(monkeypatch)
+    monkeypatch.setattr(DAMEmbedding, "transform", lambda *args: pytest.fail("embedded before checking the files"))
+    source, output = _write(tmp_path / "data.npy", data), str(tmp_path / "out.parquet")
+    model = ["--model", str(model_path)] if command == "transform" else []
+    assert main([command, *model, source, "-o", output]) == EXIT_BAD_INPUT
+    assert "Parquet files need pandas and pyarrow (pyarrow is missing)" in capsys.readouterr().err
