@@ -10,6 +10,7 @@ import math
 import sys
 import warnings
 
+from . import __version__
 from ._cli_io import (
     InputError,
     check_writable,
@@ -225,7 +226,7 @@ def _build_parser():
 
     parser = argparse.ArgumentParser(
         prog="skdam",
-        usage="%(prog)s [-h] COMMAND ...",
+        usage="%(prog)s [-h] [--version] COMMAND ...",
         description=(
             "Dimensionality reduction that discovers its own number of dimensions\n"
             "with DiscriminAtive Masking (DAM). Run 'skdam COMMAND --help' for the\n"
@@ -234,6 +235,7 @@ def _build_parser():
         epilog=EXAMPLES + "\n" + FILES_HELP,
         formatter_class=formatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # The list of commands is written out: argparse wraps "fit-transform" badly.
     commands = parser.add_subparsers(
         dest="command", title="commands", metavar="COMMAND", description=COMMANDS, help=argparse.SUPPRESS, prog="skdam"

@@ -336,3 +336,33 @@ def test_a_parquet_output_without_pyarrow_is_refused_before_any_work(command, fi
     model = ["--model", str(model_path)] if command == "transform" else []
     assert main([command, *model, source, "-o", output]) == EXIT_BAD_INPUT
     assert "Parquet files need pandas and pyarrow (pyarrow is missing)" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"skdam {skdam.__version__}\n"
+
+
+HEAVY_MODULES_AFTER = """\
+import sys
+from skdam._cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(*sorted(name for name in ("torch", "sklearn") if name in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["--version"], ["transform", "--help"]])
+def test_help_and_version_import_neither_torch_nor_sklearn(arguments):
+    # torch alone takes seconds to import; a user asking for help should not wait.
+    result = subprocess.run(
+        [sys.executable, "-c", HEAVY_MODULES_AFTER, *arguments], capture_output=True, text=True, timeout=120,
+        env=_env_for(skdam),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skdam" in result.stdout
+    assert result.stderr.splitlines()[-1:] == [""], result.stderr
