@@ -304,7 +304,9 @@ def _build_parser():
         epilog=FILES_HELP,
         formatter_class=formatter,
     )
-    transform.add_argument("--model", metavar="MODEL", required=True, help="a file written by --save-model: .skops, .joblib or .pkl")
+    transform.add_argument(
+        "--model", metavar="MODEL", required=True, help="a file written by --save-model: .skops, .joblib or .pkl"
+    )
     transform.add_argument("input", metavar="INPUT", help="the data, with the columns the model was fitted on")
     transform.add_argument("-o", "--output", metavar="OUTPUT", required=True, help="where the embedding goes")
     transform.set_defaults(run=_transform)

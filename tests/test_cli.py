@@ -127,6 +127,8 @@ def _bad_files(folder, data):
     ragged.write_text("1,2,3\n4,5,6\n7,8\n")
     words = folder / "words.csv"
     words.write_text("a,b\n1,2\n3,oops\n")
+    empty_cell = folder / "empty_cell.csv"
+    empty_cell.write_text("a,b\n1,2\n3,\n")
     semicolons = folder / "semicolons.csv"
     semicolons.write_text("1;2;3\n4;5;6\n")
     empty = folder / "empty.csv"
@@ -174,7 +176,8 @@ def _bad_files(folder, data):
         ("semicolons", ["fit-transform", str(semicolons), "-o", "x.csv"], "skdam reads comma-separated values"),
         ("empty", ["fit-transform", str(empty), "-o", "x.csv"], "the file is empty"),
         ("header only", ["fit-transform", str(header_only), "-o", "x.csv"], "no data"),
-        ("wide header", ["fit-transform", str(wide_header), "-o", "x.csv"], "the header names 3 columns, but the rows have 2"),
+        ("wide header", ["fit-transform", str(wide_header), "-o", "x.csv"],
+         "the header names 3 columns, but the rows have 2"),
         ("corrupt npy", ["fit-transform", str(corrupt_npy), "-o", "x.csv"], "cannot read as NPY"),
         ("flat npy", ["fit-transform", str(flat_npy), "-o", "x.csv"], "expected a 2-D array"),
         ("object npy", ["fit-transform", str(objects_npy), "-o", "x.csv"], "holds Python objects"),
@@ -182,7 +185,13 @@ def _bad_files(folder, data):
         ("strings parquet", ["fit-transform", str(strings_parquet), "-o", "x.csv"],
          "1 column(s) are not numeric: 'name'"),
         ("corrupt parquet", ["fit-transform", str(corrupt_parquet), "-o", "x.csv"], "cannot read as Parquet"),
-        ("nan", ["fit-transform", with_nan, "-o", str(folder / "x.csv")], "Input X contains NaN"),
+        ("nan", ["fit-transform", with_nan, "-o", str(folder / "x.csv")],
+         f"{with_nan}: holds 300 NaN (missing values), the first in row 1, column 1; fill them first, "
+         "e.g. with sklearn.impute.SimpleImputer in a Pipeline, or clean the file."),
+        ("nan to transform", ["transform", "--model", str(model), with_nan, "-o", str(folder / "x.csv")],
+         f"{with_nan}: holds 300 NaN"),
+        ("empty cell", ["fit-transform", str(empty_cell), "-o", "x.csv"],
+         "line 3, column 2 is empty (a missing value); fill it first, e.g. with sklearn.impute.SimpleImputer"),
         ("too many components", ["fit-transform", good, "-o", str(folder / "x.npy"), "--n-components", "7"],
          "larger than max_components"),
         ("width", ["transform", "--model", str(model), narrow, "-o", str(folder / "x.csv")],
@@ -315,7 +324,9 @@ def _refuse_to_train(monkeypatch):
         ("model.skops", "skops", "needs skops: pip install 'skdam[persistence]'"),
     ],
 )
-def test_save_model_is_checked_before_training(model_name, missing_module, expected, data, tmp_path, monkeypatch, capsys):
+def test_save_model_is_checked_before_training(
+    model_name, missing_module, expected, data, tmp_path, monkeypatch, capsys
+):
     if missing_module is not None:
         for name in [module for module in sys.modules if module.split(".")[0] == missing_module] or [missing_module]:
             monkeypatch.setitem(sys.modules, name, None)
@@ -327,7 +338,9 @@ def test_save_model_is_checked_before_training(model_name, missing_module, expec
 
 
 @pytest.mark.parametrize("command", ["fit-transform", "transform"])
-def test_a_parquet_output_without_pyarrow_is_refused_before_any_work(command, fitted_by_cli, data, tmp_path, monkeypatch, capsys):
+def test_a_parquet_output_without_pyarrow_is_refused_before_any_work(
+    command, fitted_by_cli, data, tmp_path, monkeypatch, capsys
+):
     _, _, model_path = fitted_by_cli
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
     _refuse_to_train(monkeypatch)
