@@ -40,10 +40,16 @@ files:
   The format follows the file name: .csv, .npy or .parquet. Rows are samples,
   columns are features, every value a number.
   .csv      comma-separated numbers. A first row that is not all numbers is read as
-            a header and skipped. The output gets a header row (damembedding0, ...)
-            when the input had one.
+            a header: the column names. The output gets a header row
+            (damembedding0, ...) when the input had one.
   .npy      a 2-D numeric NumPy array (numpy.save); no pickled objects.
   .parquet  numeric columns; needs pandas and pyarrow: pip install 'skdam[io]'.
+  A model fitted on named columns (a CSV header, Parquet) records the names, and
+  'skdam transform' refuses a file that renames or reorders them. Missing values
+  (NaN, empty cells) are refused: fill them first, for example with
+  sklearn.impute.SimpleImputer in a Pipeline.
+  Model files: .skops (skops.io: pip install 'skdam[persistence]'), .joblib or .pkl
+  (joblib, a pickle: load only files you trust).
 """
 
 EXAMPLES = """\

@@ -1,6 +1,7 @@
 """The skdam command line on real CSV, NPY and Parquet files."""
 
 import fractions
+import importlib.util
 import os
 import subprocess
 import sys
@@ -123,20 +124,18 @@ def test_verbose_shows_the_open_gates(data, tmp_path, capsys):
 def _bad_files(folder, data):
     """(name, arguments after the command, text the error must contain) for bad input."""
     model = folder / "model.joblib"
-    ragged = folder / "ragged.csv"
-    ragged.write_text("1,2,3\n4,5,6\n7,8\n")
-    words = folder / "words.csv"
-    words.write_text("a,b\n1,2\n3,oops\n")
-    empty_cell = folder / "empty_cell.csv"
-    empty_cell.write_text("a,b\n1,2\n3,\n")
-    semicolons = folder / "semicolons.csv"
-    semicolons.write_text("1;2;3\n4;5;6\n")
-    empty = folder / "empty.csv"
-    empty.write_text("")
-    header_only = folder / "header_only.csv"
-    header_only.write_text("a,b,c\n")
-    wide_header = folder / "wide_header.csv"
-    wide_header.write_text("a,b,c\n1,2\n")
+    csv_texts = {
+        "ragged": "1,2,3\n4,5,6\n7,8\n",
+        "words": "a,b\n1,2\n3,oops\n",
+        "empty_cell": "a,b\n1,2\n3,\n",
+        "semicolons": "1;2;3\n4;5;6\n",
+        "empty": "",
+        "header_only": "a,b,c\n",
+        "wide_header": "a,b,c\n1,2\n",
+    }
+    csv_file = {name: folder / f"{name}.csv" for name in csv_texts}
+    for name, text in csv_texts.items():
+        csv_file[name].write_text(text)
     corrupt_npy = folder / "corrupt.npy"
     corrupt_npy.write_bytes(b"\x93NUMPY garbage" * 10)
     flat_npy = folder / "flat.npy"
@@ -155,9 +154,6 @@ def _bad_files(folder, data):
     joblib.dump({"weights": 1}, not_a_model)
     text_model = folder / "text_model.joblib"
     text_model.write_text("hello")
-    foreign_skops = folder / "foreign.skops"
-    skops_io = pytest.importorskip("skops.io")
-    skops_io.dump({"weights": fractions.Fraction(1, 3)}, foreign_skops)
     good = _write(folder / "good.npy", data)
     names = [f"feature_{i}" for i in range(6)]
     reordered_csv = folder / "reordered.csv"
@@ -165,18 +161,20 @@ def _bad_files(folder, data):
     np.savetxt(reordered_csv, data[:, order], delimiter=",", header=",".join(names[i] for i in order), comments="")
     renamed_parquet = folder / "renamed.parquet"
     pd.DataFrame(data, columns=["x", *names[1:]]).to_parquet(renamed_parquet)
-    return [
+    cases = [
         ("missing", ["fit-transform", str(folder / "absent.csv"), "-o", "x.csv"], "no such file"),
         ("suffix", ["fit-transform", str(folder / "data.txt"), "-o", "x.csv"], "unsupported file type '.txt'"),
         ("output suffix", ["fit-transform", good, "-o", str(folder / "x.json")], "unsupported file type '.json'"),
         ("output folder", ["fit-transform", good, "-o", str(folder / "nowhere" / "x.csv")], "does not exist"),
         ("directory", ["fit-transform", str(folder), "-o", "x.csv"], "unsupported file type"),
-        ("ragged", ["fit-transform", str(ragged), "-o", "x.csv"], "line 3 has 2 values where the lines above have 3"),
-        ("words", ["fit-transform", str(words), "-o", "x.csv"], "line 3, column 2: 'oops' is not a number"),
-        ("semicolons", ["fit-transform", str(semicolons), "-o", "x.csv"], "skdam reads comma-separated values"),
-        ("empty", ["fit-transform", str(empty), "-o", "x.csv"], "the file is empty"),
-        ("header only", ["fit-transform", str(header_only), "-o", "x.csv"], "no data"),
-        ("wide header", ["fit-transform", str(wide_header), "-o", "x.csv"],
+        ("ragged", ["fit-transform", str(csv_file["ragged"]), "-o", "x.csv"],
+         "line 3 has 2 values where the lines above have 3"),
+        ("words", ["fit-transform", str(csv_file["words"]), "-o", "x.csv"], "line 3, column 2: 'oops' is not a number"),
+        ("semicolons", ["fit-transform", str(csv_file["semicolons"]), "-o", "x.csv"],
+         "skdam reads comma-separated values"),
+        ("empty", ["fit-transform", str(csv_file["empty"]), "-o", "x.csv"], "the file is empty"),
+        ("header only", ["fit-transform", str(csv_file["header_only"]), "-o", "x.csv"], "no data"),
+        ("wide header", ["fit-transform", str(csv_file["wide_header"]), "-o", "x.csv"],
          "the header names 3 columns, but the rows have 2"),
         ("corrupt npy", ["fit-transform", str(corrupt_npy), "-o", "x.csv"], "cannot read as NPY"),
         ("flat npy", ["fit-transform", str(flat_npy), "-o", "x.csv"], "expected a 2-D array"),
@@ -190,7 +188,7 @@ def _bad_files(folder, data):
          "e.g. with sklearn.impute.SimpleImputer in a Pipeline, or clean the file."),
         ("nan to transform", ["transform", "--model", str(model), with_nan, "-o", str(folder / "x.csv")],
          f"{with_nan}: holds 300 NaN"),
-        ("empty cell", ["fit-transform", str(empty_cell), "-o", "x.csv"],
+        ("empty cell", ["fit-transform", str(csv_file["empty_cell"]), "-o", "x.csv"],
          "line 3, column 2 is empty (a missing value); fill it first, e.g. with sklearn.impute.SimpleImputer"),
         ("too many components", ["fit-transform", good, "-o", str(folder / "x.npy"), "--n-components", "7"],
          "larger than max_components"),
@@ -204,11 +202,19 @@ def _bad_files(folder, data):
          "no such file"),
         ("not a model", ["transform", "--model", str(not_a_model), good, "-o", str(folder / "x.csv")],
          "holds a dict, not a fitted skdam estimator"),
-        ("foreign skops", ["transform", "--model", str(foreign_skops), good, "-o", str(folder / "x.csv")],
-         "holds types that are not skdam estimators: 'fractions.Fraction'"),
         ("text model", ["transform", "--model", str(text_model), good, "-o", str(folder / "x.csv")],
          "not a model file written by skdam"),
     ]
+    if importlib.util.find_spec("skops") is not None:
+        import skops.io
+
+        foreign_skops = folder / "foreign.skops"
+        skops.io.dump({"weights": fractions.Fraction(1, 3)}, foreign_skops)
+        cases.append(
+            ("foreign skops", ["transform", "--model", str(foreign_skops), good, "-o", str(folder / "x.csv")],
+             "holds types that are not skdam estimators: 'fractions.Fraction'")
+        )
+    return cases
 
 
 def test_bad_files_get_one_line_and_status_2(fitted_by_cli, data, capsys):
