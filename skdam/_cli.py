@@ -191,12 +191,14 @@ def _check_column_names(path, column_names, model, model_path):
         )
     unknown = [name for name in column_names if name not in expected]
     missing = [name for name in expected if name not in column_names]
-    differences = [f"not in the model: {shown_names(unknown)}"] * bool(unknown)
-    differences += [f"missing: {shown_names(missing)}"] * bool(missing)
-    raise InputError(
-        f"{path}: column names differ from those {model_path} was fitted on: "
-        f"{'; '.join(differences) or 'the model has ' + shown_names(expected)}."
-    )
+    differences = []
+    if unknown:
+        differences.append(f"not in the model: {shown_names(unknown)}")
+    if missing:
+        differences.append(f"missing: {shown_names(missing)}")
+    if not differences:  # the same names, repeated other numbers of times
+        differences.append(f"the model has {shown_names(expected)}")
+    raise InputError(f"{path}: column names differ from those {model_path} was fitted on: {'; '.join(differences)}.")
 
 
 def _transform(args):
