@@ -4,10 +4,8 @@ Scikit-learn estimators around a gated-bottleneck autoencoder trained with
 DiscriminAtive Masking (DAM, Bu et al., NeurIPS 2021).
 """
 
-from ._autoencoder import DAMAutoencoder
-from ._embedding import DAMEmbedding
-from ._plot import GateDisplay, ReconstructionDisplay
-from ._training import TrainingDivergedError
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -19,3 +17,32 @@ __all__ = [
     "TrainingDivergedError",
     "__version__",
 ]
+
+# The module of each public name. They are imported on first use (PEP 562), because
+# they import torch, which takes seconds: `skdam --help` and `skdam --version` need
+# only this file.
+_MODULE_OF = {
+    "DAMAutoencoder": "._autoencoder",
+    "DAMEmbedding": "._embedding",
+    "GateDisplay": "._plot",
+    "ReconstructionDisplay": "._plot",
+    "TrainingDivergedError": "._training",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
+    from ._autoencoder import DAMAutoencoder
+    from ._embedding import DAMEmbedding
+    from ._plot import GateDisplay, ReconstructionDisplay
+    from ._training import TrainingDivergedError
+
+
+def __getattr__(name):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name], __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
