@@ -13,9 +13,9 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_array, check_is_fitted
 
-#: Height of the grey stub drawn for a closed gate (its value is 0) so that closed
-#: units stay visible beside the open ones.
-CLOSED_GATE_BAR_HEIGHT = 0.02
+#: Lower limit of the gate panel's y-axis: below 0, so that the markers of the closed
+#: gates (drawn at 0) are whole and clear of the x-axis.
+GATE_AXIS_BOTTOM = -0.06
 #: Evenly spaced dimensions that ReconstructionDisplay tries by default, besides the
 #: found dimension and its two neighbours.
 DEFAULT_N_SPREAD_DIMENSIONS = 5
@@ -42,7 +42,9 @@ class GateDisplay:
     """The gates of a fitted DAM estimator: which units stayed open, and when.
 
     Two panels. ``"gates"``: the value of every gate of the bottleneck after
-    training, open units in blue and closed units as grey stubs (a closed gate is 0).
+    training, open units as blue bars and closed units as grey crosses at 0. A closed
+    gate is exactly 0, so it has no bar to draw; a cross rather than a short bar keeps it
+    apart from the weakest open gate, however small that one is.
     Units are numbered by their fixed offset, so the preferred units, which close
     last, are on the right. ``"epochs"``: the number of open gates after each epoch,
     with the training reconstruction error (the unexplained share of the variance,
@@ -77,8 +79,8 @@ class GateDisplay:
         The Figure of the Axes.
     open_bars_ : matplotlib BarContainer or None
         One bar per open unit, its height the gate value.
-    closed_bars_ : matplotlib BarContainer or None
-        One grey stub per closed unit.
+    closed_markers_ : matplotlib Line2D or None
+        One grey cross at 0 per closed unit.
     n_components_line_ : matplotlib Line2D or None
         Open gates per epoch.
     reconstruction_error_line_ : matplotlib Line2D or None
@@ -169,7 +171,7 @@ class GateDisplay:
             raise ValueError(f'kind="{kind}" draws on {n_panels} Axes, got {axes.size}.')
 
         self.gates_ax_ = self.epochs_ax_ = self.error_ax_ = None
-        self.open_bars_ = self.closed_bars_ = None
+        self.open_bars_ = self.closed_markers_ = None
         self.n_components_line_ = self.reconstruction_error_line_ = None
         if kind in ("both", "gates"):
             self.gates_ax_ = axes[0]
@@ -186,18 +188,18 @@ class GateDisplay:
         units = np.arange(gate_values.size)
         is_open = gate_values > 0
         self.open_bars_ = ax.bar(units[is_open], gate_values[is_open], color="tab:blue", label="open")
-        self.closed_bars_ = ax.bar(
-            units[~is_open], np.full((~is_open).sum(), CLOSED_GATE_BAR_HEIGHT), color="lightgray", label="closed"
+        (self.closed_markers_,) = ax.plot(
+            units[~is_open], np.zeros((~is_open).sum()), linestyle="none", marker="x", color="dimgray", label="closed"
         )
         title = f"{is_open.sum()} of {gate_values.size} gates open"
         ax.set(
             xlabel="bottleneck unit (higher = preferred)",
             ylabel="gate value",
-            ylim=(0, 1.05),
+            ylim=(GATE_AXIS_BOTTOM, 1.05),
             xlim=(-0.8, gate_values.size - 0.2),
             title=f"{name}: {title}" if name else title,
         )
-        ax.legend(loc="upper left")
+        ax.legend(handles=[self.open_bars_, self.closed_markers_], loc="upper left")
 
     def _plot_epochs(self, ax, name):
         n_open = np.asarray(self.n_components_curve)

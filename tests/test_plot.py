@@ -9,7 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
 from skdam import DAMAutoencoder, DAMEmbedding, GateDisplay, ReconstructionDisplay
-from skdam._plot import CLOSED_GATE_BAR_HEIGHT, _default_dimensions
+from skdam._plot import _default_dimensions
 from skdam.datasets import make_linear_latent
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -55,8 +55,7 @@ def test_gate_display_draws_gate_values_and_curves(fitted_embedding, tmp_path):
     assert [patch.get_x() + patch.get_width() / 2 for patch in display.open_bars_.patches] == pytest.approx(
         np.flatnonzero(is_open)
     )
-    assert len(display.closed_bars_.patches) == estimator.max_components_ - 3
-    assert all(patch.get_height() == CLOSED_GATE_BAR_HEIGHT for patch in display.closed_bars_.patches)
+    np.testing.assert_array_equal(display.closed_markers_.get_xdata(), np.flatnonzero(~is_open))
 
     np.testing.assert_array_equal(display.n_components_line_.get_ydata(), estimator.n_components_curve_)
     np.testing.assert_array_equal(display.n_components_line_.get_xdata(), np.arange(1, estimator.n_iter_ + 1))
@@ -68,6 +67,28 @@ def test_gate_display_draws_gate_values_and_curves(fitted_embedding, tmp_path):
     assert display.gates_ax_.get_title() == "DAMEmbedding: 3 of 12 gates open"
     assert display.figure_ is display.gates_ax_.figure
     _save_and_read(display.figure_, tmp_path / "gate_display.png")
+
+
+def test_gate_display_draws_closed_gates_unlike_the_weakest_open_one():
+    # 0.022 is the weakest open gate of a digits fit: as tall as a stub would be.
+    display = GateDisplay(
+        gate_values=np.array([0.0, 0.0, 0.022, 0.5, 1.0]),
+        n_components_curve=[5, 3],
+        reconstruction_error_curve=[0.2, 0.1],
+    ).plot(kind="gates")
+    legend_labels = [text.get_text() for text in display.gates_ax_.get_legend().get_texts()]
+    assert legend_labels == ["open", "closed"]
+    handles, labels = display.gates_ax_.get_legend_handles_labels()
+    open_bars, closed_markers = (handles[labels.index(label)] for label in legend_labels)
+    assert [patch.get_height() for patch in open_bars.patches] == pytest.approx([0.022, 0.5, 1.0])
+    # Closed gates are markers at exactly 0, not bars, in another colour, and the
+    # y-axis starts below 0 so that the markers are drawn whole.
+    assert isinstance(closed_markers, matplotlib.lines.Line2D)
+    assert closed_markers.get_marker() not in (None, "None", "", " ")
+    np.testing.assert_array_equal(closed_markers.get_xdata(), [0, 1])
+    np.testing.assert_array_equal(closed_markers.get_ydata(), [0, 0])
+    assert matplotlib.colors.to_rgba(closed_markers.get_color()) != open_bars.patches[0].get_facecolor()
+    assert display.gates_ax_.get_ylim()[0] < 0
 
 
 @pytest.mark.parametrize("kind", ["gates", "epochs"])
