@@ -7,6 +7,7 @@ DiscriminAtive Masking (DAM, Bu et al., NeurIPS 2021).
 from ._autoencoder import DAMAutoencoder
 from ._embedding import DAMEmbedding
 from ._plot import GateDisplay, ReconstructionDisplay
+from ._reconstruction_curve import reconstruction_curve
 from ._training import TrainingDivergedError
 
 __version__ = "0.1.0"
@@ -17,5 +18,6 @@ __all__ = [
     "GateDisplay",
     "ReconstructionDisplay",
     "TrainingDivergedError",
+    "reconstruction_curve",
     "__version__",
 ]
