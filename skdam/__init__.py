@@ -15,6 +15,7 @@ __all__ = [
     "GateDisplay",
     "ReconstructionDisplay",
     "TrainingDivergedError",
+    "reconstruction_curve",
     "__version__",
 ]
 
@@ -27,12 +28,14 @@ _MODULE_OF = {
     "GateDisplay": "._plot",
     "ReconstructionDisplay": "._plot",
     "TrainingDivergedError": "._training",
+    "reconstruction_curve": "._reconstruction_curve",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from ._autoencoder import DAMAutoencoder
     from ._embedding import DAMEmbedding
     from ._plot import GateDisplay, ReconstructionDisplay
+    from ._reconstruction_curve import reconstruction_curve
     from ._training import TrainingDivergedError
 
 

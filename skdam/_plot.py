@@ -3,22 +3,20 @@
 As in scikit-learn (``RocCurveDisplay``, ``LearningCurveDisplay``), ``from_estimator``
 computes what to draw and calls ``plot``, which draws on a given or a new Axes and
 keeps the Axes, the Figure and the artists as attributes ending in ``_``, so that a
-caller can restyle them. matplotlib is optional and only imported when drawing.
+caller can restyle them. matplotlib is optional and only imported when drawing; the
+curve that ``ReconstructionDisplay`` draws comes from :func:`reconstruction_curve`
+(``_reconstruction_curve.py``), which needs none, as scikit-learn's
+``learning_curve`` feeds ``LearningCurveDisplay``.
 """
 
-from numbers import Integral
-
 import numpy as np
-from sklearn.base import clone
-from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_array, check_is_fitted
 
-#: Height of the grey stub drawn for a closed gate (its value is 0) so that closed
-#: units stay visible beside the open ones.
-CLOSED_GATE_BAR_HEIGHT = 0.02
-#: Evenly spaced dimensions that ReconstructionDisplay tries by default, besides the
-#: found dimension and its two neighbours.
-DEFAULT_N_SPREAD_DIMENSIONS = 5
+from ._reconstruction_curve import reconstruction_curve
+
+#: Lower limit of the gate panel's y-axis: below 0, so that the markers of the closed
+#: gates (drawn at 0) are whole and clear of the x-axis.
+GATE_AXIS_BOTTOM = -0.06
 
 GATE_KINDS = ("both", "gates", "epochs")
 
@@ -34,6 +32,14 @@ def _import_pyplot(caller_name):
     return plt
 
 
+def _axes_or_new_figure(ax, caller_name, **subplots_kwargs):
+    """``ax``, or the Axes of a new figure when it is None; needs matplotlib."""
+    plt = _import_pyplot(caller_name)
+    if ax is None:
+        _, ax = plt.subplots(layout="constrained", **subplots_kwargs)
+    return ax
+
+
 def _estimator_name(estimator, name):
     return type(estimator).__name__ if name is None else name
 
@@ -42,7 +48,9 @@ class GateDisplay:
     """The gates of a fitted DAM estimator: which units stayed open, and when.
 
     Two panels. ``"gates"``: the value of every gate of the bottleneck after
-    training, open units in blue and closed units as grey stubs (a closed gate is 0).
+    training, open units as blue bars and closed units as grey crosses at 0. A closed
+    gate is exactly 0, so it has no bar to draw; a cross rather than a short bar keeps it
+    apart from the weakest open gate, however small that one is.
     Units are numbered by their fixed offset, so the preferred units, which close
     last, are on the right. ``"epochs"``: the number of open gates after each epoch,
     with the training reconstruction error (the unexplained share of the variance,
@@ -77,8 +85,8 @@ class GateDisplay:
         The Figure of the Axes.
     open_bars_ : matplotlib BarContainer or None
         One bar per open unit, its height the gate value.
-    closed_bars_ : matplotlib BarContainer or None
-        One grey stub per closed unit.
+    closed_markers_ : matplotlib Line2D or None
+        One grey cross at 0 per closed unit.
     n_components_line_ : matplotlib Line2D or None
         Open gates per epoch.
     reconstruction_error_line_ : matplotlib Line2D or None
@@ -128,6 +136,7 @@ class GateDisplay:
         Returns
         -------
         display : GateDisplay
+            The display, drawn: its gate values and curves are the estimator's.
         """
         _import_pyplot(f"{cls.__name__}.from_estimator")
         check_is_fitted(estimator, "gate_values_")
@@ -155,21 +164,20 @@ class GateDisplay:
         Returns
         -------
         display : GateDisplay
-            The display itself, with ``ax_``, ``figure_`` and the artists set.
+            The display itself, with ``ax_``, ``figure_``, the Axes of each panel
+            and their artists set (None for a panel not drawn).
         """
-        plt = _import_pyplot(f"{type(self).__name__}.plot")
         if kind not in GATE_KINDS:
             raise ValueError(f"kind must be one of {GATE_KINDS}, got {kind!r}.")
         name = self.name if name is None else name
         n_panels = 2 if kind == "both" else 1
-        if ax is None:
-            _, ax = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 3.8), layout="constrained")
+        ax = _axes_or_new_figure(ax, f"{type(self).__name__}.plot", ncols=n_panels, figsize=(5.5 * n_panels, 3.8))
         axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
         if axes.size != n_panels:
             raise ValueError(f'kind="{kind}" draws on {n_panels} Axes, got {axes.size}.')
 
         self.gates_ax_ = self.epochs_ax_ = self.error_ax_ = None
-        self.open_bars_ = self.closed_bars_ = None
+        self.open_bars_ = self.closed_markers_ = None
         self.n_components_line_ = self.reconstruction_error_line_ = None
         if kind in ("both", "gates"):
             self.gates_ax_ = axes[0]
@@ -186,18 +194,18 @@ class GateDisplay:
         units = np.arange(gate_values.size)
         is_open = gate_values > 0
         self.open_bars_ = ax.bar(units[is_open], gate_values[is_open], color="tab:blue", label="open")
-        self.closed_bars_ = ax.bar(
-            units[~is_open], np.full((~is_open).sum(), CLOSED_GATE_BAR_HEIGHT), color="lightgray", label="closed"
+        (self.closed_markers_,) = ax.plot(
+            units[~is_open], np.zeros((~is_open).sum()), linestyle="none", marker="x", color="dimgray", label="closed"
         )
         title = f"{is_open.sum()} of {gate_values.size} gates open"
         ax.set(
             xlabel="bottleneck unit (higher = preferred)",
             ylabel="gate value",
-            ylim=(0, 1.05),
+            ylim=(GATE_AXIS_BOTTOM, 1.05),
             xlim=(-0.8, gate_values.size - 0.2),
             title=f"{name}: {title}" if name else title,
         )
-        ax.legend(loc="upper left")
+        ax.legend(handles=[self.open_bars_, self.closed_markers_], loc="upper left")
 
     def _plot_epochs(self, ax, name):
         n_open = np.asarray(self.n_components_curve)
@@ -226,11 +234,17 @@ class GateDisplay:
 class ReconstructionDisplay:
     """Reconstruction error against the number of dimensions, beside PCA.
 
-    The estimator is refitted with ``n_components=k`` (DAM as a pruning schedule to
-    exactly ``k`` dimensions) for a few ``k``, and PCA is evaluated at the same
-    dimensions on the same data. A star marks the dimension the estimator finds by
-    itself (``n_components="auto"``). The error is the unexplained share of the
-    variance, ``1 - R^2`` (``1 - estimator.score(X)``), on the data that was fitted.
+    Two curves from :func:`reconstruction_curve`: the estimator refitted on ``X`` with
+    ``n_components=k`` (DAM as a pruning schedule to exactly ``k`` dimensions) for a
+    few ``k``, and PCA fitted on ``X`` at the same dimensions. A star marks the fitted
+    estimator as it is, not refitted: the dimension it chose (``n_components_``) and
+    its error on ``X``. The error is the unexplained share of the variance,
+    ``1 - R^2`` (``1 - estimator.score(X)``).
+
+    When ``X`` is the data the estimator was fitted on, the star lies on or near the
+    curve; on other data (a test set) the refits have seen ``X`` and the estimator has
+    not, so the star may lie above the curve, and the dimension a refit on ``X`` would
+    choose may differ from the star's.
 
     Create it with :meth:`from_estimator`; all parameters are stored as attributes.
 
@@ -239,15 +253,15 @@ class ReconstructionDisplay:
     n_components : ndarray of shape (n_points,)
         Dimensions of the refitted estimators, increasing.
     reconstruction_error : ndarray of shape (n_points,)
-        The estimator's unexplained variance at each of ``n_components``.
+        The refitted estimators' unexplained variance at each of ``n_components``.
     pca_reconstruction_error : ndarray of shape (n_points,)
         PCA's unexplained variance at each of ``n_components``.
     found_n_components : int, default=None
-        The dimension the estimator found with ``n_components="auto"``.
+        The number of dimensions of the fitted estimator (its ``n_components_``).
     found_reconstruction_error : float, default=None
-        Its unexplained variance at that dimension.
+        The fitted estimator's unexplained variance on the data shown.
     name : str, default=None
-        Name of the estimator, used in the legend and the title.
+        Name of the estimator, used in the legend.
 
     Attributes
     ----------
@@ -256,28 +270,29 @@ class ReconstructionDisplay:
     figure_ : matplotlib Figure
         The Figure of the Axes.
     line_ : matplotlib Line2D
-        The estimator's error at each dimension.
+        The refitted estimators' error at each dimension.
     pca_line_ : matplotlib Line2D
         PCA's error at the same dimensions.
     found_marker_ : matplotlib Line2D or None
-        The star at the found dimension; None when there is none.
+        The star at the fitted estimator's dimension; None when there is none.
 
     See Also
     --------
+    reconstruction_curve : The numbers drawn, without matplotlib.
     GateDisplay : The gates of one fitted estimator.
 
     Examples
     --------
     >>> import matplotlib.pyplot as plt
+    >>> from sklearn.model_selection import train_test_split
     >>> from skdam import DAMEmbedding, ReconstructionDisplay
     >>> from skdam.datasets import make_linear_latent
-    >>> X, _ = make_linear_latent(300, 3, 12, random_state=0)
-    >>> display = ReconstructionDisplay.from_estimator(
-    ...     DAMEmbedding(random_state=0), X, n_components=[2, 4])
-    >>> display.found_n_components
+    >>> X, _ = make_linear_latent(400, 3, 12, random_state=0)
+    >>> X_train, X_test = train_test_split(X, random_state=0)
+    >>> embedding = DAMEmbedding(random_state=0).fit(X_train)
+    >>> display = ReconstructionDisplay.from_estimator(embedding, X_test, n_components=[2, 4])
+    >>> display.found_n_components  # the fitted estimator's, not a refit's
     3
-    >>> display.n_components.tolist()
-    [2, 4]
     >>> plt.close("all")
     """
 
@@ -300,24 +315,22 @@ class ReconstructionDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, X, *, n_components=None, ax=None, name=None):
-        """Refit the estimator at several dimensions and compare with PCA.
+        """Star a fitted estimator's dimension on its error curve, beside PCA.
 
-        Each dimension costs one fit of a clone of ``estimator``, plus one fit with
-        ``n_components="auto"`` for the found dimension; PCA is fitted once.
+        Calls :func:`reconstruction_curve` (one fit of a clone of ``estimator`` per
+        dimension, and one PCA), then :meth:`plot`. The estimator itself is only
+        scored on ``X``, not refitted.
 
         Parameters
         ----------
         estimator : DAMEmbedding or DAMAutoencoder
-            The estimator to refit, fitted or not; it is not modified. Its other
-            parameters (``alpha``, ``max_iter``, ``random_state``...) are kept.
+            A fitted estimator; it is not modified. Its clones keep its other
+            parameters (``alpha``, ``max_iter``, ``random_state``...).
         X : array-like of shape (n_samples, n_features)
-            Data to fit and to reconstruct.
-        n_components : list of int, default=None
-            Dimensions to try. None tries about eight: five spread evenly from 1 to
-            twice the found dimension, and the found dimension with its two
-            neighbours. A refit that ends with another number of open gates than
-            asked (the pruning schedule can stall, or run out of ``max_iter``) is
-            plotted at the dimension it reached.
+            Data to refit on and to reconstruct.
+        n_components : array-like of int, default=None
+            Dimensions to refit at. None tries about eight around the estimator's
+            ``n_components_`` (see :func:`reconstruction_curve`).
         ax : matplotlib Axes, default=None
             Where to draw; None creates a new figure.
         name : str, default=None
@@ -326,40 +339,24 @@ class ReconstructionDisplay:
         Returns
         -------
         display : ReconstructionDisplay
+            The display, drawn: the refits' curve, PCA's, and the estimator's star.
         """
         _import_pyplot(f"{cls.__name__}.from_estimator")
+        check_is_fitted(estimator, "n_components_")
         X = check_array(X, dtype=[np.float64, np.float32])
-        largest = min(X.shape)
-        if getattr(estimator, "max_components", None) is not None:
-            largest = min(largest, estimator.max_components)
-
-        # Check a given list before the first, possibly long, fit.
-        if n_components is not None:
-            n_components = _check_dimensions(n_components, largest)
-        found = clone(estimator).set_params(n_components="auto").fit(X)
-        if n_components is None:
-            n_components = _default_dimensions(found.n_components_, largest)
-
-        reached, errors = [], []
-        for k in n_components:
-            refitted = clone(estimator).set_params(n_components=int(k)).fit(X)
-            reached.append(refitted.n_components_)
-            errors.append(1 - refitted.score(X))
-        order = np.argsort(reached, kind="stable")
-        reached = np.asarray(reached)[order]
-        pca = PCA(n_components=int(reached.max()), svd_solver="full").fit(X)
+        reached, errors, pca_errors = reconstruction_curve(estimator, X, n_components=n_components)
         display = cls(
             n_components=reached,
-            reconstruction_error=np.asarray(errors, dtype=np.float64)[order],
-            pca_reconstruction_error=np.array([_pca_unexplained_variance(pca, X, k) for k in reached]),
-            found_n_components=found.n_components_,
-            found_reconstruction_error=1 - found.score(X),
+            reconstruction_error=errors,
+            pca_reconstruction_error=pca_errors,
+            found_n_components=int(estimator.n_components_),
+            found_reconstruction_error=1 - estimator.score(X),
             name=_estimator_name(estimator, name),
         )
         return display.plot(ax=ax)
 
     def plot(self, ax=None, *, name=None):
-        """Draw the two curves and the found dimension.
+        """Draw the two curves and the star at the fitted estimator's dimension.
 
         Parameters
         ----------
@@ -371,12 +368,11 @@ class ReconstructionDisplay:
         Returns
         -------
         display : ReconstructionDisplay
-            The display itself, with ``ax_``, ``figure_`` and the artists set.
+            The display itself, with ``ax_``, ``figure_``, ``line_``, ``pca_line_``
+            and ``found_marker_`` set.
         """
-        plt = _import_pyplot(f"{type(self).__name__}.plot")
         name = (self.name if name is None else name) or "estimator"
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        ax = _axes_or_new_figure(ax, f"{type(self).__name__}.plot", figsize=(6, 4))
         # PCA underneath, wide and light, so that an estimator that matches it
         # (the linear one does) stays visible on top.
         (self.pca_line_,) = ax.plot(
@@ -388,7 +384,13 @@ class ReconstructionDisplay:
             color="silver",
             label="PCA",
         )
-        (self.line_,) = ax.plot(self.n_components, self.reconstruction_error, marker="o", color="tab:blue", label=name)
+        (self.line_,) = ax.plot(
+            self.n_components,
+            self.reconstruction_error,
+            marker="o",
+            color="tab:blue",
+            label=f"{name} refitted at each dimension",
+        )
         self.found_marker_ = None
         if self.found_n_components is not None:
             ax.axvline(self.found_n_components, color="tab:red", linestyle=":", linewidth=1)
@@ -399,7 +401,7 @@ class ReconstructionDisplay:
                 markersize=16,
                 linestyle="none",
                 color="tab:red",
-                label=f'{name}, n_components="auto": {self.found_n_components}',
+                label=f"{name} as fitted: {self.found_n_components} dimensions",
             )
         ax.set(
             xlabel="number of dimensions",
@@ -411,34 +413,3 @@ class ReconstructionDisplay:
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
-
-
-def _default_dimensions(found, largest):
-    spread = np.linspace(1, max(2 * found, found + 2), DEFAULT_N_SPREAD_DIMENSIONS).round()
-    dimensions = np.concatenate([spread, [found - 1, found, found + 1]])
-    return np.unique(np.clip(dimensions, 1, largest)).astype(int).tolist()
-
-
-def _check_dimensions(n_components, largest):
-    dimensions = np.unique(np.asarray(n_components, dtype=object).ravel())
-    if dimensions.size == 0:
-        raise ValueError("n_components must list at least one dimension.")
-    for k in dimensions:
-        if not isinstance(k, Integral) or isinstance(k, bool) or not 1 <= k <= largest:
-            raise ValueError(
-                f"n_components must hold integers in [1, {largest}] (at most min(n_samples, "
-                f"n_features) and the estimator's max_components), got {k!r}."
-            )
-    return [int(k) for k in dimensions]
-
-
-def _pca_unexplained_variance(pca, X, n_components):
-    """``1 - R^2`` of PCA restricted to its first ``n_components`` axes.
-
-    PCA's axes are nested, so the first ``k`` axes of one fit are ``PCA(k)``'s.
-    """
-    components = pca.components_[:n_components]
-    centred = X - pca.mean_
-    residual = centred - (centred @ components.T) @ components
-    total = np.square(centred, dtype=np.float64).sum()
-    return float(np.square(residual, dtype=np.float64).sum() / total) if total > 0 else 0.0

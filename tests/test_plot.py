@@ -8,8 +8,8 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
-from skdam import DAMAutoencoder, DAMEmbedding, GateDisplay, ReconstructionDisplay
-from skdam._plot import CLOSED_GATE_BAR_HEIGHT, _default_dimensions
+from skdam import DAMAutoencoder, DAMEmbedding, GateDisplay, ReconstructionDisplay, reconstruction_curve
+from skdam._reconstruction_curve import _default_dimensions
 from skdam.datasets import make_linear_latent
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -35,6 +35,11 @@ def fitted_embedding(rank_three_data):
     return DAMEmbedding(random_state=0).fit(rank_three_data)
 
 
+@pytest.fixture(scope="module")
+def fitted_autoencoder(rank_three_data):
+    return DAMAutoencoder(hidden_layer_sizes=(16,), max_iter=40, random_state=0).fit(rank_three_data)
+
+
 def _save_and_read(figure, path):
     figure.savefig(path, dpi=80)
     image = matplotlib.image.imread(path)
@@ -55,8 +60,7 @@ def test_gate_display_draws_gate_values_and_curves(fitted_embedding, tmp_path):
     assert [patch.get_x() + patch.get_width() / 2 for patch in display.open_bars_.patches] == pytest.approx(
         np.flatnonzero(is_open)
     )
-    assert len(display.closed_bars_.patches) == estimator.max_components_ - 3
-    assert all(patch.get_height() == CLOSED_GATE_BAR_HEIGHT for patch in display.closed_bars_.patches)
+    np.testing.assert_array_equal(display.closed_markers_.get_xdata(), np.flatnonzero(~is_open))
 
     np.testing.assert_array_equal(display.n_components_line_.get_ydata(), estimator.n_components_curve_)
     np.testing.assert_array_equal(display.n_components_line_.get_xdata(), np.arange(1, estimator.n_iter_ + 1))
@@ -68,6 +72,28 @@ def test_gate_display_draws_gate_values_and_curves(fitted_embedding, tmp_path):
     assert display.gates_ax_.get_title() == "DAMEmbedding: 3 of 12 gates open"
     assert display.figure_ is display.gates_ax_.figure
     _save_and_read(display.figure_, tmp_path / "gate_display.png")
+
+
+def test_gate_display_draws_closed_gates_unlike_the_weakest_open_one():
+    # 0.022 is the weakest open gate of a digits fit: as tall as a stub would be.
+    display = GateDisplay(
+        gate_values=np.array([0.0, 0.0, 0.022, 0.5, 1.0]),
+        n_components_curve=[5, 3],
+        reconstruction_error_curve=[0.2, 0.1],
+    ).plot(kind="gates")
+    legend_labels = [text.get_text() for text in display.gates_ax_.get_legend().get_texts()]
+    assert legend_labels == ["open", "closed"]
+    handles, labels = display.gates_ax_.get_legend_handles_labels()
+    open_bars, closed_markers = (handles[labels.index(label)] for label in legend_labels)
+    assert [patch.get_height() for patch in open_bars.patches] == pytest.approx([0.022, 0.5, 1.0])
+    # Closed gates are markers at exactly 0, not bars, in another colour, and the
+    # y-axis starts below 0 so that the markers are drawn whole.
+    assert isinstance(closed_markers, matplotlib.lines.Line2D)
+    assert closed_markers.get_marker() not in (None, "None", "", " ")
+    np.testing.assert_array_equal(closed_markers.get_xdata(), [0, 1])
+    np.testing.assert_array_equal(closed_markers.get_ydata(), [0, 0])
+    assert matplotlib.colors.to_rgba(closed_markers.get_color()) != open_bars.patches[0].get_facecolor()
+    assert display.gates_ax_.get_ylim()[0] < 0
 
 
 @pytest.mark.parametrize("kind", ["gates", "epochs"])
@@ -83,8 +109,8 @@ def test_gate_display_draws_one_panel_on_a_given_axes(fitted_embedding, kind):
         assert display.epochs_ax_ is ax
 
 
-def test_gate_display_draws_an_autoencoder_on_a_row_of_a_grid(rank_three_data, tmp_path):
-    autoencoder = DAMAutoencoder(hidden_layer_sizes=(16,), max_iter=40, random_state=0).fit(rank_three_data)
+def test_gate_display_draws_an_autoencoder_on_a_row_of_a_grid(fitted_autoencoder, tmp_path):
+    autoencoder = fitted_autoencoder
     figure, axes = plt.subplots(2, 2, figsize=(10, 7))
     display = GateDisplay.from_estimator(autoencoder, ax=axes[1])
     assert display.gates_ax_ is axes[1, 0] and display.epochs_ax_ is axes[1, 1]
@@ -102,47 +128,72 @@ def test_gate_display_checks_its_arguments(fitted_embedding):
         GateDisplay.from_estimator(fitted_embedding, ax=ax)
 
 
-def test_reconstruction_display_compares_with_pca(rank_three_data, tmp_path):
+def test_reconstruction_curve_matches_pca_for_the_linear_estimator(rank_three_data, monkeypatch):
+    # The numbers need no matplotlib.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     X = rank_three_data
-    display = ReconstructionDisplay.from_estimator(DAMEmbedding(random_state=0), X, n_components=[5, 2, 3])
-    np.testing.assert_array_equal(display.n_components, [2, 3, 5])
-    assert display.found_n_components == 3
-    assert display.found_reconstruction_error < 1e-4
+    estimator = DAMEmbedding(random_state=0)
+    n_components, errors, pca_errors = reconstruction_curve(estimator, X, n_components=[5, 2, 3])
+    assert not hasattr(estimator, "n_components_")  # refits clones, never the estimator
+    np.testing.assert_array_equal(n_components, [2, 3, 5])
 
-    for k, pca_error in zip(display.n_components, display.pca_reconstruction_error):
+    for k, pca_error in zip(n_components, pca_errors):
         pca = PCA(n_components=int(k)).fit(X)
         residual = X - pca.inverse_transform(pca.transform(X))
         expected = np.square(residual).sum() / np.square(X - X.mean(axis=0)).sum()
         assert pca_error == pytest.approx(expected, abs=1e-9)
     # The linear estimator at a given rank is PCA's least-squares optimum.
-    np.testing.assert_allclose(display.reconstruction_error, display.pca_reconstruction_error, atol=1e-4)
-    assert display.reconstruction_error[0] > 0.1  # two of three dimensions lose a lot
+    np.testing.assert_allclose(errors, pca_errors, atol=1e-4)
+    assert errors[0] > 0.1  # two of three dimensions lose a lot
+    assert errors[1] < 1e-4
 
-    np.testing.assert_array_equal(display.line_.get_xdata(), [2, 3, 5])
+
+def test_reconstruction_display_stars_the_fitted_estimators_dimension(fitted_embedding, tmp_path):
+    # Five dimensions in the data shown, three in the data fitted: the star stays at
+    # the fitted estimator's 3, with its error on the data shown; only the curve refits.
+    X_other = make_linear_latent(300, 5, 12, random_state=1)[0]
+    gate_values = fitted_embedding.gate_values_.copy()
+    display = ReconstructionDisplay.from_estimator(fitted_embedding, X_other, n_components=[2, 5])
+    assert fitted_embedding.n_components_ == 3
+    np.testing.assert_array_equal(fitted_embedding.gate_values_, gate_values)
+
+    assert display.found_n_components == 3
+    assert display.found_reconstruction_error == pytest.approx(1 - fitted_embedding.score(X_other))
+    assert display.found_reconstruction_error > 0.1  # three of five dimensions lose a lot
+    assert display.found_marker_.get_xdata().tolist() == [3]
+    assert display.found_marker_.get_ydata().tolist() == [display.found_reconstruction_error]
+    np.testing.assert_array_equal(display.n_components, [2, 5])
+    assert display.reconstruction_error[1] < 1e-4  # the refit at 5 dimensions is exact
+
+    np.testing.assert_array_equal(display.line_.get_xdata(), [2, 5])
     np.testing.assert_allclose(display.line_.get_ydata(), display.reconstruction_error)
     np.testing.assert_allclose(display.pca_line_.get_ydata(), display.pca_reconstruction_error)
-    assert display.found_marker_.get_xdata()[0] == 3
-    assert display.pca_line_.get_label() == "PCA"
-    assert display.ax_.get_legend() is not None
+    # The legend says which points are refits and which is the estimator as given.
+    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert labels == ["PCA", "DAMEmbedding refitted at each dimension", "DAMEmbedding as fitted: 3 dimensions"]
     _save_and_read(display.figure_, tmp_path / "reconstruction_display.png")
 
 
-def test_reconstruction_display_with_an_autoencoder(rank_three_data, tmp_path):
-    estimator = DAMAutoencoder(hidden_layer_sizes=(16,), max_iter=40, random_state=0)
+def test_reconstruction_display_with_an_autoencoder(fitted_autoencoder, rank_three_data, tmp_path):
+    estimator = fitted_autoencoder
     display = ReconstructionDisplay.from_estimator(estimator, rank_three_data, n_components=[2, 4], name="AE")
-    assert not hasattr(estimator, "n_components_")  # the estimator itself is left unfitted
-    assert display.line_.get_label() == "AE"
-    assert 2 <= display.found_n_components <= 4
+    assert display.line_.get_label() == "AE refitted at each dimension"
+    assert display.found_n_components == estimator.n_components_
     assert np.all(display.reconstruction_error >= 0)
     _save_and_read(display.figure_, tmp_path / "reconstruction_autoencoder.png")
 
 
-def test_reconstruction_display_rejects_bad_dimensions_before_fitting(rank_three_data):
+def test_reconstruction_display_checks_its_arguments_before_fitting(fitted_embedding, rank_three_data):
+    with pytest.raises(NotFittedError):
+        ReconstructionDisplay.from_estimator(DAMEmbedding(), rank_three_data, n_components=[2])
     for bad in ([0, 2], [2.5], [13], []):
         with pytest.raises(ValueError, match="n_components must"):
-            ReconstructionDisplay.from_estimator(DAMEmbedding(max_iter=1), rank_three_data, n_components=bad)
+            ReconstructionDisplay.from_estimator(fitted_embedding, rank_three_data, n_components=bad)
+        with pytest.raises(ValueError, match="n_components must"):
+            reconstruction_curve(DAMEmbedding(max_iter=1), rank_three_data, n_components=bad)
     with pytest.raises(ValueError, match=r"\[1, 4\]"):
-        ReconstructionDisplay.from_estimator(DAMEmbedding(max_components=4), rank_three_data, n_components=[5])
+        reconstruction_curve(DAMEmbedding(max_components=4), rank_three_data, n_components=[5])
 
 
 def test_default_dimensions_surround_the_found_one():
