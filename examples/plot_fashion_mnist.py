@@ -114,7 +114,7 @@ autoencoder_reconstruction = autoencoder.inverse_transform(autoencoder.transform
 pca_reconstruction = pca.inverse_transform(pca.transform(X_test))
 print(f"DAMAutoencoder: {n_components} dimensions, test error {test_error(autoencoder_reconstruction):.4f}")
 print(f"PCA({n_components}):        test error {test_error(pca_reconstruction):.4f}")
-print(f"DAMEmbedding:   {embedding.n_components_} dimensions, test error {1 - embedding.score(X_test):.4f}")
+print(f"DAMEmbedding:   {embedding.n_components_} dimensions, test error {1 - embedding.r2_score(X_test):.4f}")
 print(f"epochs: {autoencoder.n_iter_} ({autoencoder.stop_reason_})")
 
 # %%
@@ -150,7 +150,7 @@ for k in sizes:
     pca_errors.append(test_error(pca_k.inverse_transform(pca_k.transform(X_test))))
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(sizes, pca_errors, "o-", color="0.5", label="PCA")
-ax.plot(embedding.n_components_, 1 - embedding.score(X_test), "s", color="tab:blue", markersize=10,
+ax.plot(embedding.n_components_, 1 - embedding.r2_score(X_test), "s", color="tab:blue", markersize=10,
         label=f"DAMEmbedding ({embedding.n_components_} dims)")
 ax.plot(n_components, test_error(autoencoder_reconstruction), "D", color="tab:red", markersize=10,
         label=f"DAMAutoencoder ({n_components} dims)")

@@ -2,14 +2,26 @@
 
 from numbers import Integral
 
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import _BaseDAM
-from ._unit_search import unit_search
+from ._base import AUTO_STEPS_PER_EPOCH, _BaseDAM
+from ._likelihood import code_statistics, laplace_log_likelihood
+from ._unit_search import AdaptedUnitCount
 
-#: Epochs a probe for one unit fewer or more may take once the gates have settled.
-#: The default network gets a 3-turn helix from 3 units to 2 in 10 to 25 epochs.
-PROBE_EPOCHS = 30
+#: Adapting the network to one count more or fewer (see AdaptedUnitCount), as
+#: benchmarks/adaptation.py measured: 2000 Adam steps of 256 rows on a one-cycle
+#: schedule peaking at 1e-2 bring a Swiss roll on 2 units to 0.004 of the variance,
+#: where 1000 steps leave 0.02 and today's constant 3e-3 on small batches 0.06.
+ADAPTATION_STEPS = 2000
+ADAPTATION_BATCH_SIZE = 256
+ADAPTATION_PEAK_LEARNING_RATE = 1e-2
+#: After 1000 steps the error is projected 2.4 times its fall since step 500
+#: further down (the rest of a power-law fall of exponent 0.5). From a settled
+#: network the S-curve's fall on 2 units starts late: a check at 500 stopped it at
+#: a projected 0.087, where the full 2000 steps reach 0.002.
+ADAPTATION_CHECK_STEP = 1000
+ADAPTATION_PROJECTION_FACTOR = 2.4
 
 
 class DAMAutoencoder(_BaseDAM):
@@ -19,9 +31,9 @@ class DAMAutoencoder(_BaseDAM):
     Each side is a linear path, warm-started from a truncated SVD, plus a
     multilayer perceptron added to it as a residual that starts at zero: training
     begins at PCA, learns the curvature PCA misses, and closes the gates of the
-    units that explain less than ``alpha`` of the variance. Where the gates settle
-    at or below what PCA achieves with as many units, the model is then offered
-    one unit fewer or more at a time (see Notes).
+    units worth less than ``alpha`` of the variance; the count is then checked
+    one unit at a time against errors measured after the network adapted (see
+    Notes).
 
     Parameters
     ----------
@@ -33,9 +45,10 @@ class DAMAutoencoder(_BaseDAM):
     activation : {"relu", "elu", "tanh", "logistic"}, default="tanh"
         Activation of the hidden layers.
     alpha : float, default=0.01
-        Regularization strength: a unit stays open while it explains more than
-        ``alpha`` of the total variance, as far as the network has learned to use
-        it when training stops. Independent of the units of ``X`` and of
+        Regularization strength, in shares of the variance: a unit is kept when
+        dropping it, once the network has adapted, would raise the unexplained
+        share of the variance, ``1 - R^2``, by more than ``alpha`` (see Notes and
+        ``unexplained_variance_``). Independent of the units of ``X`` and of
         ``max_components``.
     max_components : int, default=None
         Width of the gated bottleneck, the most components that can be kept.
@@ -80,6 +93,19 @@ class DAMAutoencoder(_BaseDAM):
     ----------
     n_components_ : int
         The number of open gates: the discovered dimension.
+    unexplained_variance_ : ndarray of shape (max_components_ + 1,)
+        Entry ``k``: the share of the variance (of the validation rows with
+        ``early_stopping``) left unexplained with ``k`` open units after the
+        network adapted to them, as the fit measured it; NaN where it did not
+        measure. The nonlinear counterpart of PCA's cumulated
+        ``explained_variance_ratio_``: ``n_components_`` is where the measured
+        gains, ``unexplained_variance_[k - 1] - unexplained_variance_[k]``, fall to
+        ``alpha`` or below. Another ``alpha`` can be read off it where it was
+        measured, but the network is adapted to ``n_components_`` units only:
+        another count needs a refit, for example with ``n_components=k``.
+    noise_variance_ : float
+        Squared reconstruction error per direction left out, on the training rows:
+        the isotropic noise of the likelihood behind ``score``.
     gate_values_ : ndarray of shape (max_components,)
         Value of every gate after training, zero for closed units.
     open_units_ : ndarray of shape (n_components,)
@@ -98,8 +124,8 @@ class DAMAutoencoder(_BaseDAM):
     reconstruction_error_curve_ : list of float
         Unexplained share of the training variance after each epoch.
     n_components_curve_ : list of int
-        Open gates after each epoch; the epochs of a failed probe (see Notes)
-        show one gate fewer, or one more, than the model kept.
+        Open gates after each epoch, the adaptations' included (see Notes): a
+        rejected move shows one gate fewer, or one more, than the model kept.
     validation_error_curve_ : list of float
         Validation reconstruction error per epoch; only with ``early_stopping``.
     n_iter_ : int
@@ -121,25 +147,27 @@ class DAMAutoencoder(_BaseDAM):
     Notes
     -----
     The learned gate closes a unit once the network, as it is, can do without it,
-    and that can miss both ways. On curved data whose linear span is small (a helix
-    in R^3, a circle) nothing asks the network to learn a curved code while every
-    linear unit is open, and the gates settle on the linear span. And when the
-    decoder makes up for a closing gate faster than the error pushes back, a gate
-    can close on a unit worth more than ``alpha``. So when ``n_components="auto"``,
-    the settled model is compared with the best linear projection (PCA) on as many
-    units, and on more:
+    and that can miss both ways: while a gate is partly open the decoder makes up
+    for it, so closing costs little until the gate is shut; and on curved data whose
+    linear span is small (a helix in R^3, a Swiss roll) nothing asks the network to
+    learn a curved code while every linear unit is open, so the gates settle on the
+    linear span. So once the gates settle, the count is checked against the rule
+    above, where the settled network is within ``alpha`` of the best linear
+    projection (PCA) with as many units, or beaten by PCA with more: the gate moves
+    one unit, the network adapts to the new count (2000 Adam steps of 256 rows on a
+    one-cycle schedule peaking at 1e-2, from a fresh optimiser), and the move is
+    kept when the error changed by at most ``alpha`` (closing) or by more (opening);
+    else the network is put back. An adaptation that, after 1000 steps, cannot
+    reach the rule's target at the rate its error falls stops there. Every step
+    counts against ``max_iter``, 50 steps an epoch, and shows in the per-epoch
+    curves. Where the perceptron already beats PCA by more than ``alpha`` with as
+    many units (Fashion-MNIST), no adaptation runs and the settled count stands.
 
-    - if PCA with more units beats it in ``error + alpha * units``, the last closed
-      unit is reopened, and kept once the error has fallen by more than ``alpha``;
-    - if it is within ``alpha`` of PCA on as many units, the weakest open unit is
-      closed and the network trains without it; the closure is kept once the error
-      has risen by less than ``alpha``.
-
-    Each probe trains for up to 30 epochs and is undone once its error stops
-    falling fast enough (judged over ``2 * n_iter_no_change`` epochs); probes go on
-    in the same direction while the condition holds, and share the ``max_iter``
-    budget. On a 3-turn helix this finds 2 dimensions instead of 3; on data the
-    perceptron already compresses beyond PCA (Fashion-MNIST) no probe runs.
+    ``score`` reads the fit as a generative model, a Gaussian code decoded and
+    blurred by isotropic noise (``noise_variance_``), and approximates each row's
+    log-likelihood by Laplace's method with the decoder's Jacobian; it is what
+    ``GridSearchCV`` over ``alpha`` without ``y`` maximises. ``r2_score`` is the
+    reconstruction R^2.
 
     References
     ----------
@@ -214,11 +242,29 @@ class DAMAutoencoder(_BaseDAM):
     def _activation(self):
         return self.activation
 
-    def _after_settling(self, linear_errors):
-        # Without a perceptron the model is linear: its settled gates already are
-        # the answer a probe would give.
+    def _unit_count(self, linear_errors, search):
         if not self._hidden_layer_sizes():
-            return None
-        return unit_search(
-            linear_errors=linear_errors, max_epochs=self.max_iter, probe_epochs=PROBE_EPOCHS, n_iter_no_change=self.n_iter_no_change
+            return super()._unit_count(linear_errors, search)  # linear: PCA's errors are exact
+        return AdaptedUnitCount(
+            linear_errors,
+            search=search,
+            max_epochs=self.max_iter,
+            steps=ADAPTATION_STEPS,
+            batch_size=ADAPTATION_BATCH_SIZE,
+            peak_learning_rate=ADAPTATION_PEAK_LEARNING_RATE,
+            check_step=ADAPTATION_CHECK_STEP,
+            projection_factor=ADAPTATION_PROJECTION_FACTOR,
+            steps_per_record=AUTO_STEPS_PER_EPOCH,
         )
+
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
+        super()._store_results(trainer, X_fit, history, stop_reason, device, unit_errors)
+        self._code_mean, self._code_variance, self.noise_variance_ = code_statistics(
+            self.module_, self.open_units_, X_fit, torch.device("cpu")
+        )
+
+    def _log_likelihood(self, X):
+        return laplace_log_likelihood(
+            self.module_, self.open_units_, X, code_mean=self._code_mean, code_variance=self._code_variance,
+            noise_variance=self.noise_variance_, device=self.device_,
+        )  # fmt: skip

@@ -25,6 +25,7 @@ from ._progress import epoch_progress
 from ._runtime import as_tensor, intra_op_threads, resolve_device, training_matmul_dtype, training_threads
 from ._statistics import bottleneck_axes
 from ._transform import ReconstructionMixin
+from ._unit_search import LinearUnitCount
 from ._training import (
     STOP_INTERRUPTED,
     STOP_MAX_ITER,
@@ -80,9 +81,9 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
     def _activation(self):
         return "tanh"
 
-    def _after_settling(self, linear_errors):
-        """The ``after_settling`` step of training, or None."""
-        return None
+    def _unit_count(self, linear_errors, search):
+        """The step that checks the count against the rule once the gates settle."""
+        return LinearUnitCount(linear_errors, search=search)
 
     def _settle_module(self, module, axes):
         """Adjust the module once ``fit`` has settled (nothing by default)."""
@@ -174,7 +175,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 f"{type(self).__name__} ended training with non-finite weights. Check X for "
                 "extreme values, or lower learning_rate_init."
             )
-        self._store_results(trainer, X, [*history, *result.history], result.stop_reason, device)
+        self._store_results(trainer, X, [*history, *result.history], result.stop_reason, device, result.unit_errors)
         if incremental:
             self._trainer = trainer
         else:
@@ -193,18 +194,20 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                     record = trainer.run_epoch(X_train)
                     if on_epoch_end is not None:
                         on_epoch_end(record)
-                    return TrainingResult(trainer.last_good_state, [record], STOP_PARTIAL_FIT)
-                linear_errors = 1.0 - np.cumsum(axes.variance_shares)
-                return train_until_settled(
+                    return TrainingResult(trainer.last_good_state, [record], STOP_PARTIAL_FIT, unit_errors={0: 1.0})
+                unit_count = self._unit_count(1.0 - np.cumsum(axes.variance_shares), search=self.n_components == "auto")
+                result = train_until_settled(
                     trainer,
                     X_train,
                     X_validation=None if X_validation is None else as_tensor(X_validation, device),
                     max_epochs=self.max_iter,
                     tol=self.tol,
                     n_iter_no_change=self.n_iter_no_change,
-                    after_settling=self._after_settling(linear_errors) if self.n_components == "auto" else None,
+                    after_settling=unit_count,
                     on_epoch_end=on_epoch_end,
                 )
+                result.unit_errors = unit_count.errors if result.stop_reason != STOP_INTERRUPTED else {0: 1.0}
+                return result
         except TrainingDivergedError as error:
             raise TrainingDivergedError(f"{name}: {error} Check X for extreme values, or lower learning_rate_init.") from error
         except BaseException:
@@ -286,7 +289,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             matmul_dtype=training_matmul_dtype(self.mixed_precision, module, batch_size, device),
         )
 
-    def _store_results(self, trainer, X_fit, history, stop_reason, device):
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
         """Copy what training used and produced into fitted attributes."""
         module = trainer.module
         gate_values = module.gate.gate_values().detach().numpy().astype(np.float64)
@@ -308,6 +311,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             self.__dict__.pop("validation_error_curve_", None)
         self.n_iter_ = len(history)
         self.stop_reason_ = stop_reason
+        # Measured only by fit: partial_fit leaves every count but none unmeasured.
+        self.unexplained_variance_ = np.full(module.bottleneck_width + 1, np.nan)
+        for count, error in unit_errors.items():
+            self.unexplained_variance_[count] = error
 
     def _warn_about(self, stop_reason, trainer, axes, widest):
         name, width, min_open = type(self).__name__, self.max_components_, self._min_open

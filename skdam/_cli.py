@@ -164,7 +164,7 @@ def _fit_transform(args):
     _write_embedding(args.output, embedding, estimator, column_names)
     print(
         f"{type(estimator).__name__} kept {estimator.n_components_} of {X.shape[1]} dimensions "
-        f"({estimator.n_iter_} epochs, R^2 {estimator.score(data):.4f}); wrote {embedding.shape[0]} rows x "
+        f"({estimator.n_iter_} epochs, R^2 {estimator.r2_score(data):.4f}); wrote {embedding.shape[0]} rows x "
         f"{embedding.shape[1]} columns to {args.output}"
     )
     if args.save_model is not None:

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseDAM
 from ._input import dense_batches
-from ._pca_model import ppca_covariance, ppca_precision
+from ._pca_model import ppca_covariance, ppca_log_likelihood, ppca_precision
 from ._statistics import row_chunks
 
 
@@ -28,12 +28,14 @@ class DAMEmbedding(_BaseDAM):
         ``"auto"`` discovers the dimension. An int ``k`` keeps pruning until exactly
         ``k`` gates remain, DAM as a pruning schedule to compare with ``PCA(k)``.
     alpha : float, default=0.01
-        Regularization strength. A component stays while it explains more than
-        ``alpha`` of the total variance: the penalty charges ``alpha`` per open unit
-        against the unexplained share of the variance, ``1 - R^2``. It does not
-        depend on the units of ``X`` nor on ``max_components``. The rule is where
-        training heads, not a guarantee: a unit explaining a little less than
-        ``alpha`` closes slowly and may still be open when training stops.
+        Regularization strength, in shares of the variance: a component is kept
+        when dropping it would raise the unexplained share of the variance,
+        ``1 - R^2``, by more than ``alpha``. For this linear model that is exactly
+        the number of PCA's ``explained_variance_ratio_`` above ``alpha``: the gates
+        settle near it under the penalty ``alpha`` per open unit, and the count is
+        then checked against PCA's errors, which are what a linear autoencoder
+        reaches once adapted (see ``unexplained_variance_``). It does not depend on
+        the units of ``X`` nor on ``max_components``.
     max_components : int, default=None
         Width of the gated bottleneck, the most components that can be kept.
         ``None`` uses ``min(64, n_samples, n_features)``, or more when
@@ -81,7 +83,23 @@ class DAMEmbedding(_BaseDAM):
     Attributes
     ----------
     n_components_ : int
-        The number of open gates: the discovered dimension.
+        The number of open gates: the discovered dimension, the number of principal
+        components that explain more than ``alpha`` of the variance.
+    unexplained_variance_ : ndarray of shape (max_components_ + 1,)
+        Entry ``k``: the share of the training variance left unexplained with the
+        ``k`` strongest components, ``1 - sum(explained_variance_ratio)`` of PCA
+        with ``k``; entry 0 is 1. ``n_components_`` is the number of ``k`` with
+        ``unexplained_variance_[k - 1] - unexplained_variance_[k] > alpha``, so the
+        count for another ``alpha`` needs no refit, and ``transform(X)[:, :k]``
+        is the embedding with ``k < n_components_`` components. After
+        ``partial_fit`` only entry 0 is known; the others are NaN.
+    noise_variance_ : float
+        Mean variance of the directions left out, as PCA's: the isotropic noise of
+        the probabilistic PCA model behind ``score``.
+    singular_values_ : ndarray of shape (n_components_,)
+        ``sqrt(explained_variance_ * (n_samples_ - 1))``, as PCA's.
+    n_samples_ : int
+        Rows the explained variances were computed on.
     components_ : ndarray of shape (n_components, n_features)
         Axes of the learned subspace, ``inverse_transform(Z) == Z @ components_ +
         mean_``. After ``fit`` they are orthonormal and ordered by decreasing
@@ -244,11 +262,15 @@ class DAMEmbedding(_BaseDAM):
         check_is_fitted(self)
         return ppca_precision(self.components_, self.explained_variance_, self.noise_variance_)
 
+    def _log_likelihood(self, X):
+        # The probabilistic PCA model of the subspace: PCA(n_components_).score_samples.
+        return ppca_log_likelihood(X, self.mean_, self.get_precision())
+
     def _settle_module(self, module, axes):
         _put_principal_axes_on_open_units(module, axes.directions)
 
-    def _store_results(self, trainer, X_fit, history, stop_reason, device):
-        super()._store_results(trainer, X_fit, history, stop_reason, device)
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
+        super()._store_results(trainer, X_fit, history, stop_reason, device, unit_errors)
         module, open_units = trainer.module, self.open_units_
         scale = float(module.input_scale)
         gate_values = module.gate.gate_values().detach().double()[open_units]

@@ -8,6 +8,8 @@ is a Gaussian whose covariance is ``W.T @ diag(explained - noise) @ W + noise * 
 import numpy as np
 from scipy import linalg
 
+from ._input import dense_batches
+
 
 def ppca_covariance(components, explained_variance, noise_variance):
     """Covariance of the model, shape ``(n_features, n_features)``."""
@@ -34,3 +36,14 @@ def ppca_precision(components, explained_variance, noise_variance):
     precision = -(components.T @ linalg.inv(inner) @ components) / noise_variance**2
     precision.flat[:: n_features + 1] += 1.0 / noise_variance
     return precision
+
+
+def ppca_log_likelihood(X, mean, precision):
+    """Log-likelihood of each row of ``X`` (batch by batch) under ``N(mean, precision^-1)``."""
+    _, log_det = np.linalg.slogdet(precision)
+    constant = -0.5 * (precision.shape[0] * np.log(2 * np.pi) - log_det)
+    scores = np.empty(X.shape[0])
+    for rows, batch in dense_batches(X):
+        centred = np.asarray(batch, dtype=np.float64) - mean
+        scores[rows] = constant - 0.5 * np.einsum("ij,ij->i", centred, centred @ precision)
+    return scores

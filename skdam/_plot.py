@@ -239,7 +239,7 @@ class ReconstructionDisplay:
     few ``k``, and PCA fitted on ``X`` at the same dimensions. A star marks the fitted
     estimator as it is, not refitted: the dimension it chose (``n_components_``) and
     its error on ``X``. The error is the unexplained share of the variance,
-    ``1 - R^2`` (``1 - estimator.score(X)``).
+    ``1 - R^2`` (``1 - estimator.r2_score(X)``).
 
     When ``X`` is the data the estimator was fitted on, the star lies on or near the
     curve; on other data (a test set) the refits have seen ``X`` and the estimator has
@@ -350,7 +350,7 @@ class ReconstructionDisplay:
             reconstruction_error=errors,
             pca_reconstruction_error=pca_errors,
             found_n_components=int(estimator.n_components_),
-            found_reconstruction_error=1 - estimator.score(X),
+            found_reconstruction_error=1 - estimator.r2_score(X),
             name=_estimator_name(estimator, name),
         )
         return display.plot(ax=ax)

@@ -82,7 +82,7 @@ def reconstruction_curve(estimator, X, *, n_components=None):
     for k in n_components:
         refitted = clone(estimator).set_params(n_components=k).fit(X)
         reached.append(refitted.n_components_)
-        errors.append(1 - refitted.score(X))
+        errors.append(1 - refitted.r2_score(X))
     order = np.argsort(reached, kind="stable")
     reached = np.asarray(reached)[order]
     pca = PCA(n_components=int(reached.max()), svd_solver="full").fit(X)

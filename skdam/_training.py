@@ -100,6 +100,8 @@ class TrainingResult:
     state: dict
     history: list = field(default_factory=list)
     stop_reason: str = STOP_MAX_ITER
+    #: Adapted error by number of open units, as the after-settling step measured it.
+    unit_errors: dict = field(default_factory=dict)
 
 
 def snapshot(module):
@@ -357,7 +359,8 @@ def train_until_settled(
     validation objective when ``X_validation`` is given, else the training one.
 
     ``after_settling(trainer, X_train, X_validation, last_record, history,
-    on_epoch_end)``, when given, runs once the gates have settled, from the state
+    on_epoch_end)``, when given, runs once the gates have settled (or ``max_epochs``
+    has run out), from the state
     that would be kept, and may train on (within ``max_epochs``, appending its epochs
     to ``history``); it returns True when it did, and the trainer's last good state
     is then what is kept. ``KeyboardInterrupt`` ends training early with
@@ -390,7 +393,7 @@ def train_until_settled(
             if monitor.settled:
                 result.stop_reason = STOP_CONVERGED
                 break
-        if result.stop_reason == STOP_CONVERGED and after_settling is not None:
+        if after_settling is not None:
             if X_validation is not None:  # search from the best validated state
                 module.load_state_dict(result.state)
                 trainer.last_good_state = result.state

@@ -119,7 +119,7 @@ class ReconstructionMixin(TransformerMixin):
         return errors
 
     def score_samples(self, X):
-        """Compute the negative squared reconstruction error of each row.
+        """Log-likelihood of each row under the fitted model (see Notes of ``score``).
 
         Parameters
         ----------
@@ -129,21 +129,40 @@ class ReconstructionMixin(TransformerMixin):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            Minus the sum of squared differences between each row and its
-            reconstruction; higher is better, 0 is perfect.
+            Log-likelihood of each row; higher is better.
         """
         check_is_fitted(self)
-        return -self._squared_errors(self._validate_for_batches(X))
+        return self._log_likelihood(self._validate_for_batches(X))
 
     def score(self, X, y=None):
+        """Average log-likelihood of the rows of ``X`` under the fitted model.
+
+        Higher on held-out rows when the model's dimension matches the data's, so
+        ``GridSearchCV`` over ``alpha`` without ``y`` picks a dimension, as it picks
+        :class:`~sklearn.decomposition.PCA`'s ``n_components``. For the
+        reconstruction R^2, see :meth:`r2_score`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in the units of the training data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def r2_score(self, X):
         """Reconstruction R^2, ``1 - SSE / SST``, over all entries of ``X``.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             At least two rows: R^2 compares with the column means of ``X``.
-        y : None
-            Ignored.
 
         Returns
         -------

@@ -1,188 +1,236 @@
-"""After the gates settle: test the count one unit more or fewer at a time.
+"""After the gates settle: measure what each unit is worth, and keep those worth alpha.
 
 Pure PyTorch, no scikit-learn: the decision of how many units to keep, apart from
 the epoch loop that trains them (:mod:`skdam._training`).
+
+The rule: with ``e(k)`` the unexplained share of the variance with ``k`` open units,
+*once the network has adapted to them*, unit ``k`` is kept when
+``e(k - 1) - e(k) > alpha``. The learned gate settles near that count, but by the
+race of pitfall 6 (a closing gate costs little while the decoder makes up for it),
+not at it; so the count is then checked against measured errors and moved one unit
+at a time until the rule holds on both sides. For a linear model the adapted error
+is known in closed form: the best linear projection on ``k`` units, PCA's.
 """
 
-import copy
-from functools import partial
+import math
 
 import torch
 
-from ._training import reconstruction_error, snapshot, with_settings
+from ._training import EpochRecord, reconstruction_error, snapshot
 
-#: A probe judges how fast its error falls over this many times ``n_iter_no_change``
-#: epochs: a network learning a curve at 2e-3 to 3e-3 makes its epoch means bounce by
-#: half of alpha, which over 3 epochs can read as no progress at all.
-PROBE_PATIENCE_FACTOR = 2
+#: Rows an adaptation's early check measures its error on.
+CHECK_ROWS = 4096
+
+
+def count_by_rule(errors, alpha, count, lowest, highest):
+    """Move ``count`` one unit at a time until the rule holds on both sides.
+
+    ``errors`` maps a number of units to its adapted error. Returns the count and
+    the neighbour whose error is still needed to decide, or None when decided.
+    """
+    while True:
+        if count > lowest:
+            if count - 1 not in errors:
+                return count, count - 1
+            if errors[count - 1] - errors[count] <= alpha:
+                count -= 1
+                continue
+        if count < highest:
+            if count + 1 not in errors:
+                return count, count + 1
+            if errors[count] - errors[count + 1] > alpha:
+                count += 1
+                continue
+        return count, None
+
+
+class LinearUnitCount:
+    """The rule in closed form for a linear model: PCA's errors are the adapted ones.
+
+    Parameters
+    ----------
+    linear_errors : sequence of float
+        What the best linear projection on ``k`` units leaves unexplained, at index
+        ``k - 1``.
+    search : bool
+        Move the count by the rule (``n_components="auto"``), or keep it.
+    """
+
+    def __init__(self, linear_errors, *, search):
+        self.errors = {0: 1.0, **{k: float(error) for k, error in enumerate(linear_errors, start=1)}}
+        self.search = search
+
+    def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
+        gate, settings = trainer.module.gate, trainer.settings
+        count = gate.n_open()
+        if self.search:
+            count, _ = count_by_rule(self.errors, settings.alpha, count, settings.min_open, gate.width)
+        trainer.module.set_open_count(count)
+        trainer.last_good_state = snapshot(trainer.module)
+        return True
 
 
 def stuck_at_linear_start(settled_error, n_open, linear_errors, alpha):
     """Whether the model is within ``alpha`` of the best linear one with as many units.
 
-    Such a model may be holding units only because nothing asked its perceptron to
-    do without them. One that beats the linear projection by more than ``alpha`` has
-    traded curvature for units all along (Fashion-MNIST settles 0.06 of the variance
-    below PCA with 21 units), and probes there would cost epochs, not free a model
-    stuck where it started.
+    Such a network may hold units only because nothing asked its perceptron to do
+    without them (a helix keeps its three linear coordinates). One that beats the
+    linear projection by more than ``alpha`` has traded curvature for units all
+    along (Fashion-MNIST settles 0.06 of the variance below PCA).
     """
-    if linear_errors is None or not 1 <= n_open <= len(linear_errors):
-        return False
-    return settled_error >= float(linear_errors[n_open - 1]) - alpha
+    return 1 <= n_open <= len(linear_errors) and settled_error >= float(linear_errors[n_open - 1]) - alpha
 
 
 def beaten_by_linear_start(settled_error, n_open, linear_errors, alpha):
-    """Whether the best linear model with more units beats this one in the objective.
-
-    ``error + alpha * units``: a learned gate that closed a unit worth more than
-    ``alpha`` (it can, when the decoder makes up for a closing gate faster than the
-    error pushes ``beta`` back) leaves a model that PCA with that unit beats.
-    """
-    if linear_errors is None or n_open >= len(linear_errors):
-        return False
+    """Whether the best linear model with more units beats this one in ``error + alpha * units``."""
     objective = settled_error + alpha * n_open
     return any(float(linear_errors[k - 1]) + alpha * k < objective for k in range(n_open + 1, len(linear_errors) + 1))
 
 
-def _probe(trainer, X_train, X_validation, *, n_target, target_error, max_epochs, probe_epochs, n_iter_no_change, history, on_epoch_end):
-    """Train with ``n_target`` gates open; the error reached, or None and the start put back.
+class AdaptedUnitCount:
+    """The rule for a network with a perceptron: errors measured after adapting.
 
-    ``beta`` goes to the value that keeps ``n_target`` gates open (down on the
-    schedule, or up at once) and stays there. The probe succeeds as soon as the
-    error is at most ``target_error``; it fails after ``probe_epochs`` epochs, or
-    once the error does not fall fast enough to get there in the epochs left, judged
-    over ``PROBE_PATIENCE_FACTOR * n_iter_no_change`` epochs at ``n_target``. On
-    failure, and on ``KeyboardInterrupt``, the model and optimiser go back to where
-    the probe began.
+    Where the settled network is stuck at, or beaten by, the best linear model with
+    as many units (else its perceptron already trades curvature for units, and the
+    settled count stands), the count is checked one unit at a time: the gate moves
+    to the neighbouring count, the network adapts to it with a fresh Adam on a
+    one-cycle schedule, and :func:`count_by_rule` decides with the error reached.
+    A move that the rule rejects puts the network back. An adaptation stops early
+    once its error, projected along its own fall, cannot reach the rule's target;
+    the projection is then what the curve records. The errors measured are kept in
+    ``errors``.
+
+    Parameters
+    ----------
+    linear_errors : sequence of float
+        What the best linear projection on ``k`` units leaves unexplained, at index
+        ``k - 1``.
+    search : bool
+        Move the count by the rule (``n_components="auto"``), or only adapt the
+        network to the count it has.
+    max_epochs : int
+        The fit's budget, which the adaptations share with the epochs before.
+    steps : int
+        Adam steps of one adaptation, at most.
+    batch_size : int
+        Rows per step.
+    peak_learning_rate : float
+        Peak of the one-cycle schedule.
+    check_step : int
+        Step at which an adaptation projects its error (also compared with the error
+        at half of it).
+    projection_factor : float
+        How much further the error falls after ``check_step`` than it fell from
+        ``check_step / 2`` to ``check_step``.
+    steps_per_record : int
+        Steps per record appended to the fit's history.
     """
-    module, gate = trainer.module, trainer.module.gate
-    start_state = snapshot(module)
-    start_optimizer = copy.deepcopy(trainer.optimizer.state_dict())
-    with_settings(trainer, min_open=n_target)
-    with torch.no_grad():
-        gate.beta.clamp_(min=trainer.beta_floor)  # opening a unit: up at once
-    errors_at_target = []
-    reached_target = False
-    try:
-        for probe_epoch in range(probe_epochs):
-            if trainer.epochs_run >= max_epochs:
+
+    def __init__(self, linear_errors, *, search, max_epochs, steps, batch_size, peak_learning_rate, check_step, projection_factor, steps_per_record):
+        self.linear_errors = [float(error) for error in linear_errors]
+        self.max_epochs = max_epochs
+        self.search = search
+        self.steps = steps
+        self.batch_size = batch_size
+        self.peak_learning_rate = peak_learning_rate
+        self.check_step = check_step
+        self.projection_factor = projection_factor
+        self.steps_per_record = steps_per_record
+        self.errors = {0: 1.0}
+
+    def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
+        module, alpha = trainer.module, trainer.settings.alpha
+        judged = X_train if X_validation is None else X_validation
+        count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
+        self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size)
+        stuck = stuck_at_linear_start(self.errors[count], count, self.linear_errors, alpha)
+        if not (stuck or beaten_by_linear_start(self.errors[count], count, self.linear_errors, alpha)):
+            return False
+        if not self.search:
+            start = snapshot(module)
+            adapted = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end)
+            if adapted < self.errors[count]:
+                self.errors[count] = adapted
+            else:  # adapting did not help, or diverged
+                module.load_state_dict(start)
+        while self.search:
+            count, neighbour = count_by_rule(self.errors, alpha, count, lowest, highest)
+            if neighbour is None:
                 break
-            record = trainer.run_epoch(X_train, X_validation)
-            history.append(record)
-            if on_epoch_end is not None:
-                on_epoch_end(record)
-            if record.n_open != n_target:
-                continue  # beta is still stepping down to the unit
-            monitored = record.monitored_error
-            # The epoch's mean error lags the weights; confirm on a full pass.
-            # run_epoch has already kept this state as the trainer's last good one.
-            if monitored <= target_error:
-                error = monitored if X_validation is not None else reconstruction_error(module, X_train, trainer.settings.batch_size)
-                if error <= target_error:
-                    return error
-            if not reached_target:
-                reached_target = True  # the count changed during this epoch: not a rate sample
-                continue
-            errors_at_target.append(monitored)
-            window = PROBE_PATIENCE_FACTOR * n_iter_no_change
-            if len(errors_at_target) > window:
-                # Best errors, not last ones: epoch means are noisy.
-                fall_per_epoch = (min(errors_at_target[:-window]) - min(errors_at_target)) / window
-                epochs_left = probe_epochs - probe_epoch - 1
-                if fall_per_epoch <= 0 or min(errors_at_target) - target_error > fall_per_epoch * epochs_left:
-                    break
-    except KeyboardInterrupt:
-        module.load_state_dict(start_state)
-        trainer.last_good_state = start_state
-        raise
-    module.load_state_dict(start_state)
-    trainer.optimizer.load_state_dict(start_optimizer)
-    trainer.last_good_state = start_state
-    return None
+            # The rule's target for the neighbour's error: below it, the move is right.
+            target = self.errors[count] + alpha if neighbour < count else self.errors[count] - alpha
+            start = snapshot(module)
+            self.errors[neighbour] = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end)
+            if count_by_rule(self.errors, alpha, count, lowest, highest)[0] != neighbour:
+                module.load_state_dict(start)
+            else:
+                count = neighbour
+        trainer.last_good_state = snapshot(module)
+        return True
+
+    def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end):
+        """Adapt the network to ``count`` open units; the error it reaches on ``judged``.
+
+        With a ``target``, the adaptation stops at ``check_step`` when its projected
+        error stays above it, and returns the projection. Its steps come out of the
+        fit's epoch budget, ``steps_per_record`` steps an epoch.
+        """
+        module, settings = trainer.module, trainer.settings
+        steps = min(self.steps, (self.max_epochs - trainer.epochs_run) * self.steps_per_record)
+        if steps < self.steps_per_record:
+            return math.inf  # no budget left: the move is not made
+        module.set_open_count(count)
+        network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
+        optimizer = torch.optim.Adam(network)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_learning_rate, total_steps=steps)
+        autocast = torch.autocast(X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16")
+        batch_size = min(self.batch_size, X_train.shape[0])
+        steps_per_pass = math.ceil(X_train.shape[0] / batch_size)
+        checked = judged[:CHECK_ROWS]  # the projection needs a trend, not every row
+        checkpoints = {}
+        module.gate.beta.requires_grad_(False)
+        error_sum, rows_seen = 0.0, 0
+        try:
+            for step in range(steps):
+                if step % steps_per_pass == 0:
+                    permutation = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
+                module.train()
+                offset = (step % steps_per_pass) * batch_size
+                batch = module.normalize(X_train[permutation[offset : offset + batch_size]])
+                with autocast:
+                    reconstruction = module.decode_normalized(module.encode_normalized(batch))
+                loss = torch.nn.functional.mse_loss(reconstruction.float(), batch)
+                if not torch.isfinite(loss):
+                    return math.inf  # the caller puts the network back
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                error_sum, rows_seen = error_sum + float(loss.detach()) * batch.shape[0], rows_seen + batch.shape[0]
+                if (step + 1) % self.steps_per_record == 0:
+                    self._record(trainer, error_sum / rows_seen, count, history, on_epoch_end)
+                    error_sum, rows_seen = 0.0, 0
+                if target is not None and step + 1 in (self.check_step // 2, self.check_step):
+                    module.eval()
+                    checkpoints[step + 1] = reconstruction_error(module, checked, settings.batch_size)
+                    if step + 1 == self.check_step:
+                        halfway, now = checkpoints[self.check_step // 2], checkpoints[self.check_step]
+                        projected = max(now - self.projection_factor * max(halfway - now, 0.0), 0.0)
+                        if projected > target:
+                            return projected
+        finally:
+            module.gate.beta.requires_grad_(True)
+            module.eval()
+        return reconstruction_error(module, judged, settings.batch_size)
 
 
-def probe_unit_count(trainer, X_train, X_validation, *, max_epochs, probe_epochs, n_iter_no_change, linear_errors, history, on_epoch_end=None):
-    """Test the settled count against the objective, one unit more or fewer at a time.
-
-    The learned ``beta`` settles where closing the weakest open unit costs about
-    ``alpha`` of the variance *for the network as it is*, and that can be wrong both
-    ways, which the best linear model with each number of units (``linear_errors``,
-    what it leaves unexplained with ``k`` units at index ``k - 1``) tells:
-
-    - **beaten by its linear start** (see :func:`beaten_by_linear_start`): the gate
-      closed a unit worth more than ``alpha``. A probe reopens the last closed unit
-      and keeps it once the error has fallen by more than ``alpha``, to within
-      ``alpha`` of the linear error with as many units.
-    - **stuck at its linear start** (see :func:`stuck_at_linear_start`): on curved
-      data the network is still the linear path it started from, since nothing
-      asked it to do without a unit. A probe closes the weakest open unit (``beta``
-      steps down on the schedule) and keeps the closure once the error has risen by
-      less than ``alpha``: the unit explains less than ``alpha`` once the network has
-      learned to do without it.
-
-    Probes go on in the same direction while the condition holds; a failed probe
-    puts everything back and ends the search (see :func:`_probe`). Every probe epoch
-    is appended to ``history``, so the curves show failed probes too; ``trainer``
-    ends holding the accepted state in ``last_good_state``.
-    """
-    module, gate, alpha = trainer.module, trainer.module.gate, trainer.settings.alpha
-    lowest_open = trainer.settings.min_open
-    settings = with_settings(trainer, scheduled_pruning=True)
-    try:
-        module.eval()
-        # Batches of training size: a full pass must not outgrow a training step's memory.
-        judged_rows = X_train if X_validation is None else X_validation
-        settled_error = reconstruction_error(module, judged_rows, trainer.settings.batch_size)
-        step = +1 if beaten_by_linear_start(settled_error, gate.n_open(), linear_errors, alpha) else -1
-        condition = beaten_by_linear_start if step > 0 else stuck_at_linear_start
-        while trainer.epochs_run < max_epochs and condition(settled_error, gate.n_open(), linear_errors, alpha):
-            n_target = gate.n_open() + step
-            if not lowest_open <= n_target <= gate.width:
-                break
-            target_error = settled_error - step * alpha
-            if step > 0:
-                # Opened, the unit must also bring the model within alpha of PCA on as
-                # many units; else the next check would still find it beaten, mid-way.
-                target_error = min(target_error, float(linear_errors[n_target - 1]) + alpha)
-            error = _probe(
-                trainer, X_train, X_validation, n_target=n_target, target_error=target_error,
-                max_epochs=max_epochs, probe_epochs=probe_epochs, n_iter_no_change=n_iter_no_change,
-                history=history, on_epoch_end=on_epoch_end,
-            )  # fmt: skip
-            if error is None:
-                break
-            settled_error = error
-    finally:
-        trainer.settings = settings
-        module.eval()
-
-
-def _search_if_needed(trainer, X_train, X_validation, last_record, history, on_epoch_end, *, linear_errors, **probe_settings):
-    # On the last epoch's mean error first: a model neither stuck at nor beaten by
-    # its linear start (Fashion-MNIST) then costs no full pass over X.
-    alpha, n_open = trainer.settings.alpha, trainer.module.gate.n_open()
-    error = last_record.reconstruction_error
-    if not (
-        beaten_by_linear_start(error, n_open, linear_errors, alpha)
-        or (n_open > trainer.settings.min_open and stuck_at_linear_start(error, n_open, linear_errors, alpha))
-    ):
-        return False
-    probe_unit_count(
-        trainer, X_train, X_validation, linear_errors=linear_errors, history=history, on_epoch_end=on_epoch_end, **probe_settings
-    )
-    return True
-
-
-def unit_search(*, linear_errors, max_epochs, probe_epochs, n_iter_no_change):
-    """The ``after_settling`` step of :func:`~skdam._training.train_until_settled`.
-
-    It probes (see :func:`probe_unit_count`) when the settled model is beaten by,
-    or stuck at, the best linear model with as many units.
-    """
-    return partial(
-        _search_if_needed,
-        linear_errors=linear_errors,
-        max_epochs=max_epochs,
-        probe_epochs=probe_epochs,
-        n_iter_no_change=n_iter_no_change,
-    )
+    @staticmethod
+    def _record(trainer, error, n_open, history, on_epoch_end):
+        record = EpochRecord(
+            epoch=trainer.epochs_run, loss=error + trainer.settings.alpha * n_open, reconstruction_error=error,
+            validation_error=None, n_open=n_open, beta=float(trainer.module.gate.beta), learning_rate=0.0,
+        )  # fmt: skip
+        trainer.epochs_run += 1
+        history.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(record)

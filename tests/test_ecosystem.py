@@ -108,7 +108,7 @@ def test_partial_fit_on_chunks_finds_the_rank(Estimator, low_rank_data):
             estimator.partial_fit(chunk)
     assert estimator.n_components_ == 4
     assert estimator.n_iter_ == 60 == len(estimator.n_components_curve_)
-    assert estimator.score(low_rank_data) > 0.99
+    assert estimator.r2_score(low_rank_data) > 0.99
 
 
 def test_partial_fit_continues_a_fit(low_rank_data):

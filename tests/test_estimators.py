@@ -32,7 +32,7 @@ def fitted_autoencoder(curved_data):
 def test_embedding_finds_exact_rank(fitted_embedding, low_rank_data):
     assert fitted_embedding.n_components_ == 4
     assert fitted_embedding.transform(low_rank_data).shape == (600, 4)
-    assert fitted_embedding.score(low_rank_data) > 0.9999
+    assert fitted_embedding.r2_score(low_rank_data) > 0.9999
 
 
 def test_embedding_matches_pca_at_its_rank(fitted_embedding, low_rank_data):
@@ -144,15 +144,47 @@ def test_fitted_attributes_are_consistent(fitted_autoencoder, curved_data):
     assert list(names) == [f"damautoencoder{i}" for i in range(estimator.n_components_)]
 
 
-def test_score_is_reconstruction_r2(fitted_autoencoder, curved_data):
+def test_r2_score_is_the_reconstruction_r2(fitted_autoencoder, curved_data):
     reconstruction = fitted_autoencoder.inverse_transform(fitted_autoencoder.transform(curved_data))
     sse = np.sum((curved_data - reconstruction) ** 2)
     sst = np.sum((curved_data - curved_data.mean(axis=0)) ** 2)
-    # score computes in float64; inverse_transform(transform(X)) in float32.
-    assert fitted_autoencoder.score(curved_data) == pytest.approx(1 - sse / sst, rel=1e-4)
-    np.testing.assert_allclose(
-        fitted_autoencoder.score_samples(curved_data), -np.sum((curved_data - reconstruction) ** 2, axis=1), rtol=1e-3, atol=1e-6
-    )
+    # r2_score computes in float64; inverse_transform(transform(X)) in float32.
+    assert fitted_autoencoder.r2_score(curved_data) == pytest.approx(1 - sse / sst, rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def noisy_low_rank():
+    """Rank 5 in 40 dimensions, with isotropic noise a tenth of the signal's scale."""
+    X = make_linear_latent(800, 5, 40, random_state=1)[0]
+    return X + 0.1 * X.std() * np.random.RandomState(1).normal(size=X.shape)
+
+
+def test_embedding_is_probabilistic_pca_at_its_dimension(noisy_low_rank):
+    estimator = DAMEmbedding(random_state=0).fit(noisy_low_rank)
+    pca = PCA(estimator.n_components_).fit(noisy_low_rank)
+    assert estimator.n_components_ == 5
+    assert estimator.n_samples_ == pca.n_samples_
+    for name in ("explained_variance_", "singular_values_", "explained_variance_ratio_", "noise_variance_"):
+        np.testing.assert_allclose(getattr(estimator, name), getattr(pca, name), rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(estimator.get_covariance(), pca.get_covariance(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(estimator.get_precision(), pca.get_precision(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(estimator.score_samples(noisy_low_rank), pca.score_samples(noisy_low_rank), rtol=1e-5)
+    assert estimator.score(noisy_low_rank) == pytest.approx(pca.score(noisy_low_rank), rel=1e-6)
+
+
+def test_grid_search_over_alpha_without_labels_finds_the_rank(noisy_low_rank):
+    # 1e-4 keeps noise directions (each explains 3e-4 to 4e-4), 0.2 drops signal.
+    search = GridSearchCV(DAMEmbedding(random_state=0), {"alpha": [1e-4, 0.01, 0.2]}, cv=3).fit(noisy_low_rank)
+    assert search.best_params_ == {"alpha": 0.01}
+    assert search.best_estimator_.n_components_ == 5
+
+
+def test_a_linear_autoencoder_scores_as_probabilistic_pca(noisy_low_rank):
+    # The Laplace approximation is exact for a linear decoder at the posterior mode;
+    # the trained (not snapped) subspace and the encoder's code cost a few percent.
+    estimator = DAMAutoencoder(hidden_layer_sizes=(), random_state=0).fit(noisy_low_rank)
+    pca = PCA(estimator.n_components_).fit(noisy_low_rank)
+    assert estimator.score(noisy_low_rank) == pytest.approx(pca.score(noisy_low_rank), rel=0.05)
 
 
 def test_early_stopping_records_validation(low_rank_data):
@@ -215,8 +247,8 @@ def test_mixed_precision_training_finds_the_rank(Estimator, low_rank_data):
     # bfloat16 keeps 8 bits of mantissa in the products: a little of R^2, no more.
     # Where the CPU emulates bfloat16 (no AMX) the products round differently, and
     # the network's training path with them: 0.992 against 0.998 on an AMD EPYC.
-    assert estimator.score(low_rank_data) > in_float32.score(low_rank_data) - 0.02
-    assert estimator.score(low_rank_data) > 0.97
+    assert estimator.r2_score(low_rank_data) > in_float32.r2_score(low_rank_data) - 0.02
+    assert estimator.r2_score(low_rank_data) > 0.97
 
 
 def test_mixed_precision_auto_stays_float32_for_small_steps(fitted_embedding):
@@ -254,7 +286,7 @@ def test_autoencoder_unrolls_a_helix_that_pca_needs_three_dimensions_for():
     assert estimator.n_components_ <= 2
     pca = PCA(estimator.n_components_).fit(X)
     pca_score = 1 - np.sum((pca.inverse_transform(pca.transform(X)) - X) ** 2) / np.sum((X - X.mean(0)) ** 2)
-    assert estimator.score(X) > 0.98 > pca_score + 0.2  # PCA at 2 dimensions: 0.77
+    assert estimator.r2_score(X) > 0.98 > pca_score + 0.2  # PCA at 2 dimensions: 0.77
 
 
 @pytest.mark.parametrize("estimator", [DAMEmbedding(random_state=0), DAMAutoencoder(hidden_layer_sizes=(), random_state=0)], ids=["DAMEmbedding", "linear DAMAutoencoder"])

@@ -88,7 +88,7 @@ def test_estimator_survives_a_non_finite_loss_and_says_so(name, X, nan_loss_on_c
         estimator = ESTIMATORS[name]().fit(X)
     assert _all_finite(estimator.module_)
     assert np.isfinite(estimator.transform(X)).all()
-    assert estimator.score(X) > 0.9
+    assert estimator.r2_score(X) > 0.9
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
@@ -135,7 +135,7 @@ def test_huge_learning_rate_recovers_by_halving(X):
     with pytest.warns(ConvergenceWarning, match="halved the learning rate"):
         estimator = DAMEmbedding(learning_rate_init=1e10, max_iter=15, random_state=0).fit(X)
     assert _all_finite(estimator.module_)
-    assert estimator.score(X) > 0.99
+    assert estimator.r2_score(X) > 0.99
 
 
 @pytest.mark.parametrize("name", ESTIMATORS)
@@ -249,7 +249,7 @@ def test_keyboard_interrupt_from_the_epoch_callback(X, monkeypatch, capsys):
     assert printed == [0, 1, 2]
     assert estimator.n_iter_ == 3
     assert estimator.stop_reason_ == "interrupted"
-    assert estimator.score(X) > 0.99
+    assert estimator.r2_score(X) > 0.99
 
 
 def test_keyboard_interrupt_with_validation_keeps_the_best_state(X):

@@ -159,7 +159,7 @@ def test_reconstruction_display_stars_the_fitted_estimators_dimension(fitted_emb
     np.testing.assert_array_equal(fitted_embedding.gate_values_, gate_values)
 
     assert display.found_n_components == 3
-    assert display.found_reconstruction_error == pytest.approx(1 - fitted_embedding.score(X_other))
+    assert display.found_reconstruction_error == pytest.approx(1 - fitted_embedding.r2_score(X_other))
     assert display.found_reconstruction_error > 0.1  # three of five dimensions lose a lot
     assert display.found_marker_.get_xdata().tolist() == [3]
     assert display.found_marker_.get_ydata().tolist() == [display.found_reconstruction_error]

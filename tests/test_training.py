@@ -5,7 +5,7 @@ import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
 from skdam._training import STOP_INTERRUPTED, SettlingMonitor
-from skdam._unit_search import beaten_by_linear_start, probe_unit_count, stuck_at_linear_start, unit_search
+from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule
 from skdam.nn import GatedAutoencoder
 
 TOL = 1e-2
@@ -60,37 +60,22 @@ def test_settings_refuse_an_unknown_matmul_dtype():
         training_settings(matmul_dtype="float16")
 
 
-# ---------------------------------------------------------------- probes
+# ------------------------------------------------------- the count by the rule
 
 
 @pytest.mark.parametrize(
-    "settled_error, n_open, expected",
+    "errors, start, expected",
     [
-        (0.10, 2, True),  # at the linear error with 2 units: stuck where it started
-        (0.095, 2, True),  # better by less than alpha
-        (0.085, 2, False),  # better by more than alpha: the perceptron is working
-        (0.10, 4, False),  # 4 units, more than the linear errors cover
+        # e(k-1) - e(k) > alpha keeps unit k: gains 0.5, 0.3, 0.05, 0.005 -> 3 units.
+        ({0: 1.0, 1: 0.5, 2: 0.2, 3: 0.15, 4: 0.145, 5: 0.144}, 5, (3, None)),
+        ({0: 1.0, 1: 0.5, 2: 0.2, 3: 0.15, 4: 0.145, 5: 0.144}, 1, (3, None)),
+        ({0: 1.0, 1: 0.5, 2: 0.2, 3: 0.15}, 3, (3, 4)),  # e(4) is needed to decide
+        ({0: 1.0, 3: 0.15, 4: 0.145}, 3, (3, 2)),  # so is e(2)
+        ({0: 1.0, 1: 0.995, 2: 0.99}, 2, (1, None)),  # min_open=1 stands
     ],
 )
-def test_only_a_model_stuck_at_its_linear_start_is_probed(settled_error, n_open, expected):
-    linear_errors = [0.30, 0.10, 0.02]  # the best linear projection on 1, 2, 3 units
-    assert stuck_at_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
-    assert stuck_at_linear_start(settled_error, n_open, None, alpha=0.01) is False
-
-
-@pytest.mark.parametrize(
-    "settled_error, n_open, expected",
-    [
-        (0.10, 1, True),  # 0.10 + 0.01 > PCA on 2 units, 0.02 + 0.02: a unit too few
-        (0.03, 2, True),  # 0.03 + 0.02 > PCA on 3 units, 0.00 + 0.03
-        (0.005, 2, False),  # 0.005 + 0.02 < 0.00 + 0.03: the third unit is worth less than alpha
-        (0.0, 3, False),  # no more units to open
-    ],
-)
-def test_a_model_its_linear_start_beats_is_offered_a_unit_more(settled_error, n_open, expected):
-    linear_errors = [0.30, 0.02, 0.0]
-    assert beaten_by_linear_start(settled_error, n_open, linear_errors, alpha=0.01) is expected
-    assert beaten_by_linear_start(settled_error, n_open, None, alpha=0.01) is False
+def test_the_count_moves_until_the_rule_holds_on_both_sides(errors, start, expected):
+    assert count_by_rule(errors, alpha=0.01, count=start, lowest=1, highest=5) == expected
 
 
 def _linear_data(n_samples=400, rank=3, n_features=8):
@@ -98,72 +83,69 @@ def _linear_data(n_samples=400, rank=3, n_features=8):
     return torch.randn(n_samples, rank, generator=generator) @ torch.randn(rank, n_features, generator=generator)
 
 
-def _warm_started(X):
-    """A module warm-started from X's principal axes, and PCA's error per number of units."""
-    return warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
-
-
-def _train_with_probes(X, make_on_epoch_end, probe_epochs=10, max_epochs=100):
-    """Train with probes; ``make_on_epoch_end(module)`` gives the per-epoch callback."""
-    module, linear_errors = _warm_started(X)
-    search = unit_search(linear_errors=linear_errors, max_epochs=max_epochs, probe_epochs=probe_epochs, n_iter_no_change=3)
-    _, result = train(
-        module, X, max_epochs=max_epochs, tol=1e-2, n_iter_no_change=3, after_settling=search,
-        on_epoch_end=make_on_epoch_end(module), batch_size=40, learning_rate=3e-3,
-    )  # fmt: skip
-    return module, result
-
-
-def test_a_rejected_probe_puts_the_settled_model_back():
-    # Exactly 3 linear dimensions: no network rebuilds a third from two, so the probe
-    # for 2 units is rejected and the model goes back to the state it started from.
-    states = []
-    module, result = _train_with_probes(_linear_data(), lambda module: lambda record: states.append(_state(module)))
-    n_open = [record.n_open for record in result.history]
+@pytest.mark.parametrize("settled_count", [1, 5])
+def test_a_linear_model_lands_on_the_count_pca_gives(settled_count):
+    X = _linear_data(rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=())
+    module.set_open_count(settled_count)
+    trainer = trainer_for(module)
+    LinearUnitCount(linear_errors, search=True)(trainer, X, None, None, [], None)
     assert module.gate.n_open() == 3
-    assert n_open[-1] == 2  # the curves keep the rejected probe's epochs
-    settled_epoch = max(epoch for epoch, count in enumerate(n_open) if count == 3)
-    for name, tensor in module.state_dict().items():
-        torch.testing.assert_close(tensor, states[settled_epoch][name], rtol=0, atol=0)
 
 
-def test_an_interrupted_probe_puts_the_settled_model_back():
+def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
+    module = GatedAutoencoder(6, 5, (8,)).reset_parameters(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        module.encoder_residual[-1].weight.normal_(generator=torch.Generator().manual_seed(1))
+    x = torch.randn(10, 6, generator=torch.Generator().manual_seed(2))
+    before = module.encode_normalized(x)
+    module.set_open_count(3)
+    after = module.encode_normalized(x)
+    assert module.gate.n_open() == 3
+    torch.testing.assert_close(after[:, 2:], before[:, 2:])
+    assert (after[:, :2] == 0).all()
+
+
+def _adapted(X, on_epoch_end=None, search=True, max_epochs=100):
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    unit_count = AdaptedUnitCount(
+        linear_errors, search=search, max_epochs=max_epochs, steps=200, batch_size=64, peak_learning_rate=1e-2,
+        check_step=100, projection_factor=2.4, steps_per_record=20,
+    )  # fmt: skip
+    _, result = train(
+        module, X, max_epochs=max_epochs, tol=1e-2, n_iter_no_change=3, after_settling=unit_count,
+        on_epoch_end=None if on_epoch_end is None else on_epoch_end(module), batch_size=40, learning_rate=3e-3,
+    )  # fmt: skip
+    return module, result, unit_count
+
+
+def test_a_network_keeps_the_units_whose_measured_worth_exceeds_alpha():
+    # Exactly 3 linear dimensions: no network rebuilds a third from two.
+    module, result, unit_count = _adapted(_linear_data())
+    assert module.gate.n_open() == 3
+    errors = unit_count.errors
+    assert errors[2] - errors[3] > 0.01 >= errors[3] - errors.get(4, errors[3])
+    assert result.history[-1].n_open >= 3  # the adaptation's records are in the history
+
+
+def test_an_interrupted_adaptation_keeps_the_settled_model():
     states, seen = [], []
 
-    def interrupt_on_the_second_probe_epoch(module):
+    def interrupt_in_the_adaptation(module):
         def on_epoch_end(record):
             states.append(_state(module))
-            seen.append(record.n_open)
-            if seen.count(2) == 2:
+            seen.append(record.learning_rate)
+            if record.learning_rate == 0.0:  # the adaptation's records
                 raise KeyboardInterrupt
 
         return on_epoch_end
 
-    module, result = _train_with_probes(_linear_data(), interrupt_on_the_second_probe_epoch)
+    module, result, _ = _adapted(_linear_data(), interrupt_in_the_adaptation)
     assert result.stop_reason == STOP_INTERRUPTED
-    assert module.gate.n_open() == 3
-    settled_epoch = seen.index(2) - 1
+    settled_epoch = seen.index(0.0) - 1
     for name, tensor in module.state_dict().items():
         torch.testing.assert_close(tensor, states[settled_epoch][name], rtol=0, atol=0)
 
 
 def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-def test_a_gate_closed_on_a_unit_worth_more_than_alpha_is_reopened():
-    # Rank-3 data with one gate too few open (as an overshooting beta leaves it):
-    # PCA on 3 units beats the model by a third of the variance, so a probe reopens it.
-    X = _linear_data()
-    module, linear_errors = _warm_started(X)
-    with torch.no_grad():
-        module.gate.beta.fill_(module.gate.beta_floor(2))
-    assert module.gate.n_open() == 2
-    trainer = trainer_for(module, batch_size=40, learning_rate=3e-3)
-    history = []
-    probe_unit_count(
-        trainer, X, None, max_epochs=50, probe_epochs=10, n_iter_no_change=3, linear_errors=linear_errors, history=history,
-    )
-    assert module.gate.n_open() == 3
-    assert history and history[-1].reconstruction_error < 0.01
-    assert trainer.settings == training_settings(batch_size=40, learning_rate=3e-3)  # put back

@@ -139,6 +139,36 @@ class GatedAutoencoder(nn.Module):
         self.encoder_linear.weight[units] = directions
         self.decoder_linear.weight[:, units] = (directions / gate_values[:, None]).T
 
+    @torch.no_grad()
+    def set_open_count(self, n_open):
+        """Open exactly the ``n_open`` most preferred units, passing what they passed.
+
+        ``beta`` moves to the lowest value that keeps ``n_open`` units open, which
+        changes the values of every open gate; the rows of the encoder's last layers
+        are rescaled by the inverse, so a unit that stays open passes the same code.
+
+        Parameters
+        ----------
+        n_open : int
+            Number of units to keep open, in ``[1, bottleneck_width]``.
+
+        Returns
+        -------
+        GatedAutoencoder
+            The module itself.
+        """
+        before = self.gate.gate_values()
+        self.gate.beta.fill_(self.gate.beta_floor(n_open))
+        after = self.gate.gate_values()
+        kept = (before > 0) & (after > 0)
+        ratio = torch.ones_like(before)
+        ratio[kept] = before[kept] / after[kept]
+        self.encoder_linear.weight.mul_(ratio[:, None])
+        if self.encoder_residual is not None:
+            self.encoder_residual[-1].weight.mul_(ratio[:, None])
+            self.encoder_residual[-1].bias.mul_(ratio)
+        return self
+
     def normalize(self, x):
         """Centre and scale raw input.
 
