@@ -333,7 +333,7 @@ def section_scaling(report, args):
     axes[1].set(xlabel="rows N", ylabel="peak RSS growth (MiB)", title="peak memory of fit")
     for axis in axes:
         axis.legend(fontsize=7)
-    save_figure(figure, "speed_scaling")
+    save_figure(figure, f"{args.name}_scaling")
     return {"scaling_pass": passed}
 
 
@@ -518,7 +518,7 @@ def main():
     parser.add_argument("--compile-steps", type=int, default=200)
     parser.add_argument("--scaling-sizes", nargs="+", default=["1e4", "1e5", "1e6"])
     parser.add_argument("--scaling-child", nargs=3, metavar=("N", "METHOD", "SEED"), help=argparse.SUPPRESS)
-    parser.add_argument("--name", default="speed", help="name of the text copy in benchmarks/results/")
+    parser.add_argument("--name", default="speed", help="name of the text copy in benchmarks/results/, and the prefix of its plots")
     args = parser.parse_args()
     if args.scaling_child:
         n_samples, method, seed = args.scaling_child
@@ -540,10 +540,10 @@ def main():
     report(f"Summary: {outcome}")
     report.save()
     if times:
-        plot_fit_times(times)
+        plot_fit_times(times, args.name)
 
 
-def plot_fit_times(times):
+def plot_fit_times(times, report_name):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -559,7 +559,7 @@ def plot_fit_times(times):
         for bar, name in zip(bars, names):
             axis.annotate(f"{methods[name]:.3g} s", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
     figure.suptitle("Fit time against the paper's recipe (same process, 1 thread)")
-    save_figure(figure, "speed_fit_times")
+    save_figure(figure, f"{report_name}_fit_times")
 
 
 if __name__ == "__main__":
