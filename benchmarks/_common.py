@@ -8,6 +8,8 @@ import platform
 import statistics
 import sys
 import time
+import warnings
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +64,42 @@ def machine_description(n_threads):
     )
 
 
+def timed(function):
+    """``function()``'s result and the wall-clock seconds it took.
+
+    The one stopwatch of the benchmarks: every timing goes through it, so every
+    figure measures the same thing (``time.perf_counter`` around the call alone).
+    """
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
 def median_seconds(function, repeats):
-    """Median and all wall-clock times of ``repeats`` calls of ``function()``."""
+    """Median and all wall-clock times of ``repeats`` calls of ``function()``, and the last result."""
     times = []
     result = None
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
+        result, seconds = timed(function)
+        times.append(seconds)
     return statistics.median(times), times, result
+
+
+#: What :func:`timed_fit` returns; ``warnings`` holds the class names of the
+#: warnings the fit raised, sorted.
+TimedFit = namedtuple("TimedFit", ["estimator", "seconds", "warnings"])
+
+
+def timed_fit(estimator, X):
+    """Fit ``estimator`` on ``X``: the fitted estimator, the seconds ``fit`` took, its warnings.
+
+    The warnings are caught, not printed: a benchmark reports them in its tables
+    (a ``ConvergenceWarning`` is a result), and they would bury its progress lines.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted, seconds = timed(lambda: estimator.fit(X))
+    return TimedFit(fitted, seconds, sorted({type(warning.message).__name__ for warning in caught}))
 
 
 class Report:
@@ -101,6 +130,16 @@ class Report:
         path.write_text("\n".join(self.lines) + "\n")
         print(f"saved {path}")
         return path
+
+
+def start_report(name, title, n_threads):
+    """A :class:`Report` saved as ``results/<name>.txt``, opened with the title, the
+    command line and the machine (CPU model, load, versions): what every run must say
+    for its figures to be read."""
+    report = Report(name)
+    report(f"# {title}\n\n`{command_line()}`\n")
+    report(f"Machine: {machine_description(n_threads)}\n")
+    return report
 
 
 def save_figure(figure, name):

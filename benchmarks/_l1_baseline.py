@@ -10,14 +10,14 @@ There is no stopping rule to borrow (nothing settles the way DAM's one beta does
 so it trains for a fixed number of epochs.
 """
 
-import time
-
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from torch import nn
 
-from skdam._base import AUTO_BATCH_SIZE_BOUNDS, AUTO_STEPS_PER_EPOCH, DEFAULT_MAX_COMPONENTS, GATE_LEARNING_RATE, _principal_directions
+# Read, never changed: the baseline borrows the package's settings so that only the gate differs.
+from skdam._base import AUTO_BATCH_SIZE_BOUNDS, AUTO_STEPS_PER_EPOCH, GATE_LEARNING_RATE
+from skdam._statistics import DEFAULT_MAX_COMPONENTS, principal_axes
 from skdam.nn import GatedAutoencoder
 
 
@@ -67,11 +67,11 @@ class L1GatedAutoencoder:
         width = min(DEFAULT_MAX_COMPONENTS, n_samples, n_features)
         low, high = AUTO_BATCH_SIZE_BOUNDS
         batch_size = int(min(n_samples, np.clip(-(-n_samples // AUTO_STEPS_PER_EPOCH), low, high)))
-        mean, scale, directions, _ = _principal_directions(X, width, random_state)
+        axes = principal_axes(X, width, random_state)
         module = GatedAutoencoder(n_features, width, self.hidden_layer_sizes, self.activation).reset_parameters(generator)
         module.gate = L1Gate(width)
-        module.set_normalization(mean, scale)
-        module.set_linear_path(directions)
+        module.set_normalization(axes.mean, axes.spread)
+        module.set_linear_path(axes.directions)
         optimizer = torch.optim.Adam(
             [
                 {"params": [p for n, p in module.named_parameters() if not n.startswith("gate.")], "lr": self.learning_rate},
@@ -79,7 +79,6 @@ class L1GatedAutoencoder:
             ]
         )
         data = torch.from_numpy(X)
-        start = time.perf_counter()
         module.train()
         self.n_components_curve_ = []
         for _ in range(self.epochs):
@@ -92,7 +91,6 @@ class L1GatedAutoencoder:
                 loss.backward()
                 optimizer.step()
             self.n_components_curve_.append(module.gate.n_open())
-        self.fit_seconds_ = time.perf_counter() - start
         module.eval()
         self.module_ = module
         gate_values = module.gate.gate_values().detach()

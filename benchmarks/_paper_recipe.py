@@ -6,8 +6,6 @@ paper, Adam, and the paper's epochs and batch sizes. They reuse skdam's
 :class:`~skdam.nn.DAMGate`, which implements the paper's gate formula.
 """
 
-import time
-
 import torch
 from torch import nn
 
@@ -71,41 +69,63 @@ RECIPES = {
 }
 
 
-def train_recipe(name, X, *, epochs=None, seed=0, penalty=None, epoch_seconds=None):
-    """Train the recipe ``name`` on the float32 tensor ``X`` (already centred if needed).
+class RecipeTraining:
+    """The recipe ``name`` set up to train on the float32 tensor ``X`` (already centred if needed).
+
+    One :meth:`run_epoch` per call, so that a benchmark can time epochs one by one.
 
     Parameters
     ----------
-    epochs : int, default=None
-        The recipe's own number when None; fewer to time a slice.
+    name : str
+        A key of :data:`RECIPES`.
+    X : torch.Tensor
+        The training rows, float32.
+    seed : int, default=0
+        Seeds the weights and the batches.
     penalty : float, default=None
         The recipe's lambda when None.
-    epoch_seconds : list, default=None
-        When given, the wall-clock time of every epoch is appended to it.
+
+    Attributes
+    ----------
+    model : RecipeAutoencoder
+        Trained in place; ``model.gate.n_open()`` is the dimension it found.
+    epochs : int
+        The recipe's own number of epochs.
+    """
+
+    def __init__(self, name, X, *, seed=0, penalty=None):
+        recipe = RECIPES[name]
+        torch.manual_seed(seed)  # a benchmark process of its own: the global seed is fine here
+        self.model = recipe["build"]()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
+        self.penalty = recipe["penalty"] if penalty is None else penalty
+        self.epochs = recipe["epochs"]
+        self.batch_size = recipe["batch_size"] or X.shape[0]
+        self.generator = torch.Generator().manual_seed(seed)
+        self.X = X
+
+    def run_epoch(self):
+        """One pass over ``X``: shuffled mini-batches, or the full batch as published."""
+        X, batch_size = self.X, self.batch_size
+        self.model.train()
+        order = torch.randperm(X.shape[0], generator=self.generator) if batch_size < X.shape[0] else None
+        for first in range(0, X.shape[0], batch_size):
+            batch = X if order is None else X[order[first : first + batch_size]]
+            loss = torch.nn.functional.mse_loss(self.model(batch), batch) + self.penalty * self.model.gate.beta
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+
+def train_recipe(name, X, *, epochs=None, seed=0, penalty=None):
+    """Train the recipe ``name`` on ``X`` for its own number of epochs, or ``epochs``.
 
     Returns
     -------
     model : RecipeAutoencoder
         In eval mode; ``model.gate.n_open()`` is the dimension it found.
     """
-    recipe = RECIPES[name]
-    torch.manual_seed(seed)  # a benchmark process of its own: the global seed is fine here
-    model = recipe["build"]()
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
-    penalty = recipe["penalty"] if penalty is None else penalty
-    epochs = recipe["epochs"] if epochs is None else epochs
-    batch_size = recipe["batch_size"] or X.shape[0]
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        start = time.perf_counter()
-        order = torch.randperm(X.shape[0], generator=generator) if batch_size < X.shape[0] else None
-        for first in range(0, X.shape[0], batch_size):
-            batch = X if order is None else X[order[first : first + batch_size]]
-            loss = torch.nn.functional.mse_loss(model(batch), batch) + penalty * model.gate.beta
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        if epoch_seconds is not None:
-            epoch_seconds.append(time.perf_counter() - start)
-    return model.eval()
+    training = RecipeTraining(name, X, seed=seed, penalty=penalty)
+    for _ in range(training.epochs if epochs is None else epochs):
+        training.run_epoch()
+    return training.model.eval()

@@ -17,12 +17,10 @@ Usage: ``python benchmarks/curve_check.py [--sets NAME ...] [--seeds 3] [--n-sam
 """
 
 import argparse
-import time
-import warnings
 
 import numpy as np
 
-from _common import Report, add_common_arguments, command_line, limit_threads, machine_description
+from _common import add_common_arguments, limit_threads, start_report, timed_fit
 from manifolds import data_sets, select
 
 CURVE_SETS = ["S-curve", "Swiss roll", "MLP latent 8 in R^30", "affine 10 in R^50"]
@@ -60,9 +58,7 @@ def main():
 
     # The clean sets only: "Swiss roll" would also match its noisy variants.
     sets = [d for d in select(data_sets(), args.sets) if not d.noise] or select(data_sets(), args.sets)
-    report = Report(args.name)
-    report(f"# Is the reported curve honest?\n\n`{command_line()}`\n")
-    report(f"Machine: {machine_description(args.threads)}\n")
+    report = start_report(args.name, "Is the reported curve honest?", args.threads)
     report(
         f"reported = DAMAutoencoder(random_state=s).fit(X).unexplained_variance_[k]; reached = 1 - "
         f"DAMAutoencoder(n_components=k, random_state=s).fit(X).r2_score(X). Honest: within {RELATIVE_TOLERANCE:.0%} "
@@ -73,11 +69,7 @@ def main():
     for data_set in sets:
         for seed in range(args.seeds):
             X = data_set.draw(args.n_samples, seed)
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fitted = DAMAutoencoder(random_state=seed).fit(X)
-            seconds = time.perf_counter() - start
+            fitted, seconds, _ = timed_fit(DAMAutoencoder(random_state=seed), X)
             found, width = int(fitted.n_components_), int(fitted.max_components_)
             curve = getattr(fitted, "unexplained_variance_", None)
             if curve is None:
@@ -90,9 +82,7 @@ def main():
                 if not 1 <= k <= width:
                     rows.append([data_set.label, seed, found, k, "-", "-", "-", f"outside 1..{width}", seconds])
                     continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    reached = unexplained(DAMAutoencoder(n_components=k, random_state=seed).fit(X), X)
+                reached = unexplained(timed_fit(DAMAutoencoder(n_components=k, random_state=seed), X).estimator, X)
                 reported = float(curve[k]) if k < len(curve) else float("nan")
                 ok = honest(reported, reached)
                 checked += 1

@@ -42,13 +42,11 @@ that many rows instead of its own default.
 import argparse
 import json
 import statistics
-import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from _common import RESULTS, Report, add_common_arguments, command_line, limit_threads, machine_description, save_figure
+from _common import RESULTS, add_common_arguments, limit_threads, save_figure, start_report, timed_fit
 
 
 def _rotate_into(X, n_features, rng):
@@ -280,29 +278,31 @@ def select(sets, patterns):
     return chosen
 
 
-def quiet(function):
-    def wrapped(*args):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return function(*args)
+class LocalPCA:
+    """skdim's lPCA on each point's 100 nearest neighbours, the pointwise estimates averaged."""
 
-    return wrapped
+    def fit(self, X):
+        import skdim
+
+        self.dimension_ = float(np.mean(skdim.id.lPCA().fit_pw(X, n_neighbors=100, n_jobs=1).dimension_pw_))
+        return self
 
 
 def methods():
+    """Name: (the estimator for a seed, the fitted attribute holding its estimate)."""
     import skdim
     from sklearn.decomposition import PCA
 
     from skdam import DAMAutoencoder, DAMEmbedding
 
     return {
-        "DAMAutoencoder()": quiet(lambda X, seed: DAMAutoencoder(random_state=seed).fit(X).n_components_),
-        "DAMEmbedding()": quiet(lambda X, seed: DAMEmbedding(random_state=seed).fit(X).n_components_),
-        'PCA("mle")': quiet(lambda X, seed: PCA("mle").fit(X).n_components_),
-        "PCA(0.95)": quiet(lambda X, seed: PCA(0.95).fit(X).n_components_),
-        "TwoNN": quiet(lambda X, seed: skdim.id.TwoNN().fit(X).dimension_),
-        "MLE": quiet(lambda X, seed: skdim.id.MLE().fit(X).dimension_),
-        "lPCA (local, k=100)": quiet(lambda X, seed: float(np.mean(skdim.id.lPCA().fit_pw(X, n_neighbors=100, n_jobs=1).dimension_pw_))),
+        "DAMAutoencoder()": (lambda seed: DAMAutoencoder(random_state=seed), "n_components_"),
+        "DAMEmbedding()": (lambda seed: DAMEmbedding(random_state=seed), "n_components_"),
+        'PCA("mle")': (lambda seed: PCA("mle"), "n_components_"),
+        "PCA(0.95)": (lambda seed: PCA(0.95), "n_components_"),
+        "TwoNN": (lambda seed: skdim.id.TwoNN(), "dimension_"),
+        "MLE": (lambda seed: skdim.id.MLE(), "dimension_"),
+        "lPCA (local, k=100)": (lambda seed: LocalPCA(), "dimension_"),
     }
 
 
@@ -408,9 +408,7 @@ def main():
         plot(sets, list(dict.fromkeys(name for _, name in estimates)), estimates, args.name)
         return
     limit_threads(args.threads)
-    report = Report(args.name)
-    report(f"# Discovery on manifolds of known dimension\n\n`{command_line()}`\n")
-    report(f"Machine: {machine_description(args.threads)}\n")
+    report = start_report(args.name, "Discovery on manifolds of known dimension", args.threads)
     sizes = f"N = {args.n_samples} per data set" if args.n_samples else "N = 2000 per data set (5000 for the paper's kernels)"
     report(f"{sizes}, seeds 0-{args.seeds - 1}; estimate = median over the seeds.\n")
 
@@ -418,17 +416,16 @@ def main():
     names = list(all_methods)
     # One throw-away fit: the first Adam in a process imports torch._dynamo (seconds),
     # which would otherwise land in the first data set's fit time.
-    all_methods[AUTOENCODER](sets[0].draw(200, 0), 0)
+    timed_fit(all_methods[AUTOENCODER][0](0), sets[0].draw(200, 0))
     estimates = {}  # (label, method) -> list over seeds
     seconds = {name: [] for name in names}
     fit_seconds = {}  # label -> DAMAutoencoder() fit seconds per seed
     for data_set in sets:
         for seed in range(args.seeds):
             X = data_set.draw(args.n_samples, seed)
-            for name, method in all_methods.items():
-                start = time.perf_counter()
-                estimates.setdefault((data_set.label, name), []).append(float(method(X, seed)))
-                elapsed = time.perf_counter() - start
+            for name, (make_estimator, estimate) in all_methods.items():
+                fitted, elapsed, _ = timed_fit(make_estimator(seed), X)
+                estimates.setdefault((data_set.label, name), []).append(float(getattr(fitted, estimate)))
                 seconds[name].append(elapsed)
                 if name == AUTOENCODER:
                     fit_seconds.setdefault(data_set.label, []).append(elapsed)

@@ -28,10 +28,8 @@ contains one of the given strings.
 
 import argparse
 import statistics
-import time
-import warnings
 
-from _common import Report, add_common_arguments, command_line, limit_threads, machine_description
+from _common import add_common_arguments, limit_threads, start_report, timed_fit
 from manifolds import AUTOENCODER, data_sets
 
 EMBEDDING_GRID = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3]
@@ -50,11 +48,8 @@ def pick(estimator, grid_name, grid, X):
     """The dimension GridSearchCV(cv=3) picks without y, the winning parameter, and seconds."""
     from sklearn.model_selection import GridSearchCV
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        search = GridSearchCV(estimator, {grid_name: grid}, cv=3).fit(X)
-    return int(search.best_estimator_.n_components_), search.best_params_[grid_name], time.perf_counter() - start
+    search, seconds, _ = timed_fit(GridSearchCV(estimator, {grid_name: grid}, cv=3), X)
+    return int(search.best_estimator_.n_components_), search.best_params_[grid_name], seconds
 
 
 def pca_pick(X):
@@ -120,9 +115,7 @@ def main():
         sets = list(sets)
         return sets if not args.sets else [s for s in sets if any(p.lower() in s[0].lower() for p in args.sets)]
 
-    report = Report(args.name)
-    report(f"# Choosing alpha without labels: GridSearchCV(cv=3) on the estimators' score\n\n`{command_line()}`\n")
-    report(f"Machine: {machine_description(args.threads)}\n")
+    report = start_report(args.name, "Choosing alpha without labels: GridSearchCV(cv=3) on the estimators' score", args.threads)
     report(f"Seeds 0-{args.seeds - 1}; seed s draws the data and seeds the estimator.\n")
     verdicts = []
     if "embedding" in args.part:

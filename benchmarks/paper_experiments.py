@@ -15,22 +15,10 @@ Usage: ``python benchmarks/paper_experiments.py [--seeds 5] [--threads 1]``
 
 import argparse
 import statistics
-import time
-import warnings
 
 import numpy as np
 
-from _common import Report, add_common_arguments, command_line, limit_threads, machine_description, save_figure
-
-
-def fit_once(Estimator, X, seed):
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        estimator = Estimator(random_state=seed).fit(X)
-    seconds = time.perf_counter() - start
-    warned = sorted({type(w.message).__name__ for w in caught})
-    return estimator, seconds, warned
+from _common import add_common_arguments, limit_threads, save_figure, start_report, timed_fit
 
 
 def main():
@@ -42,15 +30,11 @@ def main():
     from skdam import DAMAutoencoder, DAMEmbedding
     from skdam.datasets import make_linear_latent, make_mlp_latent
 
-    report = Report("paper_experiments")
-    report(f"# DAM paper experiments with default estimators\n\n`{command_line()}`\n")
-    report(f"Machine: {machine_description(args.threads)}\n")
+    report = start_report("paper_experiments", "DAM paper experiments with default estimators", args.threads)
     seeds = list(range(args.seeds))
 
     # One throw-away fit: the first Adam in a process imports torch._dynamo (seconds).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        DAMEmbedding(max_iter=1, random_state=0).fit(make_linear_latent(200, 3, 10, random_state=0)[0])
+    timed_fit(DAMEmbedding(max_iter=1, random_state=0), make_linear_latent(200, 3, 10, random_state=0)[0])
 
     cases = [
         ("linear k=10, X x 1", DAMEmbedding, lambda s: make_linear_latent(random_state=s)[0], 10, 0),
@@ -66,7 +50,7 @@ def main():
     for name, Estimator, make, truth, tolerance, in cases:
         found, seconds, epochs, warned = [], [], [], set()
         for seed in seeds:
-            estimator, elapsed, warned_now = fit_once(Estimator, make(seed), seed)
+            estimator, elapsed, warned_now = timed_fit(Estimator(random_state=seed), make(seed))
             found.append(estimator.n_components_)
             seconds.append(elapsed)
             epochs.append(estimator.n_iter_)

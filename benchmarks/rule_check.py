@@ -20,12 +20,10 @@ Fashion-MNIST out.
 
 import argparse
 import statistics
-import time
-import warnings
 
 import numpy as np
 
-from _common import RESULTS, Report, add_common_arguments, command_line, limit_threads, machine_description
+from _common import RESULTS, Report, add_common_arguments, command_line, limit_threads, machine_description, timed_fit
 
 #: Ratios within this fraction of alpha make the rule ambiguous: either count passes.
 AMBIGUITY = 0.1
@@ -80,11 +78,8 @@ def main():
             low, high = rule_counts(ratios, alpha)
             found, widths = [], set()
             for seed in range(args.seeds):
-                start = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    estimator = DAMEmbedding(alpha=alpha, random_state=seed).fit(X)
-                fit_seconds.append(time.perf_counter() - start)
+                estimator, seconds, _ = timed_fit(DAMEmbedding(alpha=alpha, random_state=seed), X)
+                fit_seconds.append(seconds)
                 found.append(int(estimator.n_components_))
                 widths.add(int(estimator.max_components_))
             passes = sum(low <= k <= high for k in found)

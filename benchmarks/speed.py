@@ -33,12 +33,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-import warnings
+from functools import partial
 
 import numpy as np
 
-from _common import Report, add_common_arguments, command_line, limit_threads, machine_description, median_seconds, save_figure
+from _common import add_common_arguments, limit_threads, median_seconds, save_figure, start_report, timed, timed_fit
 
 #: DAMAutoencoder's default perceptron and step size, for the per-step sections that
 #: build the module themselves; main() checks that they still are the defaults.
@@ -46,27 +45,20 @@ AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION, AUTOENCODER_LEARNING_RATE = (128, 12
 SECTIONS = ["linear", "mlp_kernel", "fashion_mnist", "scaling", "compile", "precision", "internals"]
 
 
-def quiet_fit(estimator, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return estimator.fit(X)
-
-
 def warm_up():
     """The first Adam of a process imports torch._dynamo: seconds no fit should pay here."""
     from skdam import DAMEmbedding
     from skdam.datasets import make_linear_latent
 
-    quiet_fit(DAMEmbedding(max_iter=1, random_state=0), make_linear_latent(200, 3, 10, random_state=0)[0])
+    timed_fit(DAMEmbedding(max_iter=1, random_state=0), make_linear_latent(200, 3, 10, random_state=0)[0])
 
 
 def time_dam(Estimator, X, seeds):
     """Fit over seeds: median seconds, all seconds, dimensions found, epochs."""
     seconds, dims, epochs, estimators = [], [], [], []
     for seed in seeds:
-        start = time.perf_counter()
-        estimator = quiet_fit(Estimator(random_state=seed), X)
-        seconds.append(time.perf_counter() - start)
+        estimator, fit_seconds, _ = timed_fit(Estimator(random_state=seed), X)
+        seconds.append(fit_seconds)
         dims.append(estimator.n_components_)
         epochs.append(estimator.n_iter_)
         estimators.append(estimator)
@@ -74,15 +66,19 @@ def time_dam(Estimator, X, seeds):
 
 
 def time_recipe_slice(name, X, slice_epochs, repeats):
-    """Median seconds per epoch of the recipe over ``repeats`` slices of epochs."""
-    from _paper_recipe import RECIPES, train_recipe
+    """Median seconds per epoch of the recipe over ``repeats`` slices of epochs.
+
+    Each slice is a fresh training of the recipe; its figure is the median of its
+    epochs' times.
+    """
+    from _paper_recipe import RecipeTraining
 
     per_epoch = []
     for repeat in range(repeats):
-        seconds = []
-        train_recipe(name, X, epochs=slice_epochs, seed=repeat, epoch_seconds=seconds)
-        per_epoch.append(statistics.median(seconds))
-    return statistics.median(per_epoch), per_epoch, RECIPES[name]["epochs"]
+        training = RecipeTraining(name, X, seed=repeat)
+        epoch_median, _, _ = median_seconds(training.run_epoch, slice_epochs)
+        per_epoch.append(epoch_median)
+    return statistics.median(per_epoch), per_epoch, training.epochs
 
 
 # ---------------------------------------------------------------------------------
@@ -101,9 +97,8 @@ def section_linear(report, args):
     centred = torch.from_numpy(X - X.mean(axis=0))
     recipe_seconds, recipe_dims = [], []
     for seed in range(args.repeats):
-        start = time.perf_counter()
-        model = train_recipe("linear", centred, seed=seed)
-        recipe_seconds.append(time.perf_counter() - start)
+        model, seconds = timed(partial(train_recipe, "linear", centred, seed=seed))
+        recipe_seconds.append(seconds)
         recipe_dims.append(model.gate.n_open())
     dam_median, dam_seconds, dam_dims, dam_epochs, _ = time_dam(DAMEmbedding, X, range(args.seeds))
     pca_median, pca_seconds, _ = median_seconds(lambda: PCA(10).fit(X), args.repeats)
@@ -197,7 +192,7 @@ def section_fashion_mnist(report, args):
     report(f"Acceptance (Fashion-MNIST fit): {speedup:.1f}x faster than the recipe's 100 epochs (target >= 10x), test MSE below PCA's at the same dimension on {sum(m < pca_mse_by_k[d] for m, d in zip(dam_mse, dam_dims))}/{len(dam_mse)} seeds: {'PASS' if speedup >= 10 and mse_ok else 'FAIL'}\n")
 
     report("### transform throughput on the 60000 training rows (float32)\n")
-    embedding = quiet_fit(DAMEmbedding(random_state=0), X)
+    embedding = timed_fit(DAMEmbedding(random_state=0), X).estimator
     pca_embedding = PCA(embedding.n_components_).fit(X)
     rows = []
     throughput = {}
@@ -242,7 +237,7 @@ def scaling_child(n_samples, method, seed, threads):
 
     warm_up()
     # Load every kernel of both estimators before the baseline: code pages are not fit's memory.
-    quiet_fit(DAMAutoencoder(max_iter=2, random_state=0), make_linear_latent(300, 3, 100, random_state=0)[0].astype(np.float32))
+    timed_fit(DAMAutoencoder(max_iter=2, random_state=0), make_linear_latent(300, 3, 100, random_state=0)[0].astype(np.float32))
     # make_linear_latent's model (Gaussian latents, one Gaussian map to 100 features),
     # generated in blocks straight into float32 so that no float64 copy inflates the peak.
     rng = np.random.RandomState(seed)
@@ -256,9 +251,7 @@ def scaling_child(n_samples, method, seed, threads):
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     baseline = _rss_bytes("VmRSS")
-    start = time.perf_counter()
-    quiet_fit(estimator, X)
-    seconds = time.perf_counter() - start
+    _, seconds, _ = timed_fit(estimator, X)
     peak = _rss_bytes("VmHWM")
     model_bytes = 0
     if hasattr(estimator, "module_"):
@@ -340,7 +333,7 @@ def section_scaling(report, args):
     axes[1].set(xlabel="rows N", ylabel="peak RSS growth (MiB)", title="peak memory of fit")
     for axis in axes:
         axis.legend(fontsize=7)
-    save_figure(figure, "speed_scaling")
+    save_figure(figure, f"{args.name}_scaling")
     return {"scaling_pass": passed}
 
 
@@ -380,18 +373,15 @@ def section_compile(report, args):
                 loss.backward()
                 optimizer.step()
 
-            start = time.perf_counter()
-            step(0)
-            first = time.perf_counter() - start
-            if mode == "compiled":
-                compile_seconds = first
-            timings = []
-            for repeat in range(args.repeats):
-                start = time.perf_counter()
+            def steps():
                 for i in range(args.compile_steps):
                     step(i)
-                timings.append((time.perf_counter() - start) / args.compile_steps)
-            medians[mode] = statistics.median(timings)
+
+            _, first = timed(partial(step, 0))
+            if mode == "compiled":
+                compile_seconds = first
+            seconds, _, _ = median_seconds(steps, args.repeats)
+            medians[mode] = seconds / args.compile_steps
         steps_to_repay = compile_seconds / (medians["eager"] - medians["compiled"]) if medians["compiled"] < medians["eager"] else float("inf")
         rows.append((name, batch, medians["eager"] * 1e3, medians["compiled"] * 1e3, medians["eager"] / medians["compiled"], compile_seconds, steps_to_repay))
     report.table(["model", "batch", "eager ms/step", "compiled ms/step", "speed-up", "compile s", "steps to repay compile"], rows, ["", "d", ".3f", ".3f", ".2f", ".1f", ".0f"])
@@ -404,12 +394,13 @@ def section_compile(report, args):
 def section_precision(report, args):
     import torch
 
-    from skdam._base import MIXED_PRECISION_MIN_WORK, _multiplies_bfloat16_natively, _step_work
-    from skdam._training import GateTrainer
+    from skdam._base import GATE_LEARNING_RATE
+    from skdam._runtime import MIXED_PRECISION_MIN_WORK, multiplies_bfloat16_natively, step_work
+    from skdam._training import GateTrainer, TrainingSettings
     from skdam.nn import GatedAutoencoder
 
     report("## Mixed precision: float32 against bfloat16 matrix products, per training step\n")
-    native = _multiplies_bfloat16_natively(torch.device("cpu"))
+    native = multiplies_bfloat16_natively(torch.device("cpu"))
     report(f"This CPU multiplies bfloat16 natively (AMX): {native}. Each step is the trainer's own (GateTrainer.run_epoch over 50 batches); medians of {args.repeats} epochs after one warm-up epoch. mixed_precision='auto' uses bfloat16 from {MIXED_PRECISION_MIN_WORK:,} multiply-adds per step (batch rows x parameters), and only on such hardware.\n")
     rows = []
     for name, n_features, hidden, batch in [
@@ -425,11 +416,12 @@ def section_precision(report, args):
         per_step = {}
         for dtype in ["float32", "bfloat16"]:
             module = GatedAutoencoder(n_features, min(64, n_features), hidden, AUTOENCODER_ACTIVATION).reset_parameters(torch.Generator().manual_seed(0))
-            trainer = GateTrainer(module, alpha=0.01, batch_size=batch, learning_rate=AUTOENCODER_LEARNING_RATE, gate_learning_rate=0.02, weight_decay=0.0, warmup_epochs=0, min_open=1, generator=torch.Generator().manual_seed(0), matmul_dtype=dtype)
+            settings = TrainingSettings(alpha=0.01, batch_size=batch, learning_rate=AUTOENCODER_LEARNING_RATE, gate_learning_rate=GATE_LEARNING_RATE, min_open=1, matmul_dtype=dtype)
+            trainer = GateTrainer(module, settings, torch.Generator().manual_seed(0))
             trainer.run_epoch(X)
             seconds, _, _ = median_seconds(lambda: trainer.run_epoch(X), args.repeats)
             per_step[dtype] = seconds / 50
-        work = _step_work(module, batch)
+        work = step_work(module, batch)
         rows.append((name, batch, f"2^{np.log2(work):.1f}", "bfloat16" if native and work >= MIXED_PRECISION_MIN_WORK else "float32", per_step["float32"] * 1e3, per_step["bfloat16"] * 1e3, per_step["float32"] / per_step["bfloat16"]))
     report.table(["step", "batch", "multiply-adds", "auto picks", "float32 ms/step", "bfloat16 ms/step", "bfloat16 speed-up"], rows, ["", "d", "", "", ".2f", ".2f", ".2f"])
     return {}
@@ -444,10 +436,30 @@ def _two_product_forward(module, x):
     return module.decoder_linear(code) + module.decoder_residual(code)
 
 
+def _principal_axes_in_blocks(X, n_directions, rows_per_block):
+    """Mean, spread and top principal axes of ``X``, its moments summed over blocks of rows.
+
+    The covariance path of ``skdam._statistics.principal_axes`` with the block size
+    as a parameter (the package derives it from X's shape), so that block sizes can
+    be timed against each other without changing the package.
+    """
+    n_samples, n_features = X.shape
+    blocks = [slice(start, start + rows_per_block) for start in range(0, n_samples, rows_per_block)]
+    mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in blocks) / n_samples
+    largest_deviation = max(float(np.max(np.abs(X[rows] - mean))) for rows in blocks)
+    scatter = np.zeros((n_features, n_features))
+    for rows in blocks:
+        centred = (X[rows] - mean) / largest_deviation  # float64
+        scatter += centred.T @ centred
+    spread = largest_deviation * float(np.sqrt(np.trace(scatter) / (n_samples * n_features)))
+    _, eigenvectors = np.linalg.eigh(scatter)
+    return mean, spread, eigenvectors[:, ::-1][:, :n_directions].T
+
+
 def section_internals(report, args):
     import torch
 
-    import skdam._base as base
+    from skdam._statistics import principal_axes, row_chunks
     from skdam.nn import GatedAutoencoder
 
     report("## Inside the package: each choice against the one it replaced\n")
@@ -481,16 +493,16 @@ def section_internals(report, args):
     ensure_installed()
     X, _ = load_fashion_mnist("train")
     report(f"\nMean, spread and top 64 principal axes of Fashion-MNIST (60000 x 784 float32), summed in float64 over blocks; median of {args.repeats}.\n")
-    rows = []
-    default_blocks = base.STATISTICS_CHUNK_ENTRIES
-    try:
-        for label, blocks in [("1 MiB (the earlier fixed size)", (2**17, 2**17)), ("a sixteenth of X, 1 to 8 MiB (the package)", default_blocks)]:
-            base.STATISTICS_CHUNK_ENTRIES = blocks
-            seconds, _, _ = median_seconds(lambda: base._principal_directions(X, 64, np.random.RandomState(0)), args.repeats)
-            rows.append((label, len(base._row_chunks(X)), seconds))
-    finally:
-        base.STATISTICS_CHUNK_ENTRIES = default_blocks
-    report.table(["blocks", "number of blocks", "median s"], rows, ["", "d", ".3f"])
+    package_rows = row_chunks(X)[0].stop
+    earlier_rows = 2**17 // X.shape[1]  # 1 MiB of float64
+    package_seconds, _, package_axes = median_seconds(lambda: principal_axes(X, 64, np.random.RandomState(0)), args.repeats)
+    rows = [("a sixteenth of X, 1 to 8 MiB (the package)", len(row_chunks(X)), package_seconds, 1.0)]
+    for label, rows_per_block in [("the same, in this script's copy", package_rows), ("1 MiB (the earlier fixed size), in the copy", earlier_rows)]:
+        seconds, _, (mean, spread, _) = median_seconds(partial(_principal_axes_in_blocks, X, 64, rows_per_block), args.repeats)
+        # The copy must compute what the package does, or its times say nothing about the package.
+        assert np.allclose(mean, package_axes.mean) and np.isclose(spread, package_axes.spread), "the copy drifted from skdam._statistics"
+        rows.append((label, -(-X.shape[0] // rows_per_block), seconds, seconds / package_seconds))
+    report.table(["blocks", "number of blocks", "median s", "time / the package's"], rows, ["", "d", ".3f", ".2f"])
     return {}
 
 
@@ -506,7 +518,7 @@ def main():
     parser.add_argument("--compile-steps", type=int, default=200)
     parser.add_argument("--scaling-sizes", nargs="+", default=["1e4", "1e5", "1e6"])
     parser.add_argument("--scaling-child", nargs=3, metavar=("N", "METHOD", "SEED"), help=argparse.SUPPRESS)
-    parser.add_argument("--name", default="speed", help="name of the text copy in benchmarks/results/")
+    parser.add_argument("--name", default="speed", help="name of the text copy in benchmarks/results/, and the prefix of its plots")
     args = parser.parse_args()
     if args.scaling_child:
         n_samples, method, seed = args.scaling_child
@@ -517,9 +529,7 @@ def main():
 
     defaults = DAMAutoencoder().get_params()
     assert (AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION, AUTOENCODER_LEARNING_RATE) == (defaults["hidden_layer_sizes"], defaults["activation"], defaults["learning_rate_init"])
-    report = Report(args.name)
-    report(f"# Speed against the paper's recipe\n\n`{command_line()}`\n")
-    report(f"Machine: {machine_description(args.threads)}\n")
+    report = start_report(args.name, "Speed against the paper's recipe", args.threads)
     report("Medians over repeats; ratios against the recipe timed in the same process. Where the recipe's epochs are extrapolated from a timed slice, the table says so.\n")
     warm_up()
     outcome = {}
@@ -530,10 +540,10 @@ def main():
     report(f"Summary: {outcome}")
     report.save()
     if times:
-        plot_fit_times(times)
+        plot_fit_times(times, args.name)
 
 
-def plot_fit_times(times):
+def plot_fit_times(times, report_name):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -549,7 +559,7 @@ def plot_fit_times(times):
         for bar, name in zip(bars, names):
             axis.annotate(f"{methods[name]:.3g} s", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7)
     figure.suptitle("Fit time against the paper's recipe (same process, 1 thread)")
-    save_figure(figure, "speed_fit_times")
+    save_figure(figure, f"{report_name}_fit_times")
 
 
 if __name__ == "__main__":
