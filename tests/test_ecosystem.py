@@ -36,10 +36,12 @@ def dask_client():
     dask = pytest.importorskip("dask")
     distributed = pytest.importorskip("dask.distributed")
     # The nanny kills a worker that passes 95 % of its limit; that is the limit under
-    # test. Pausing at 80 % would stall such a worker instead (the test would hang),
+    # test, and a task that kills one worker fails at once instead of killing three
+    # more. Pausing at 80 % would stall such a worker instead (the test would hang),
     # and spilling would only write our few small results to disk.
-    no_pause_or_spill = {f"distributed.worker.memory.{name}": False for name in ("target", "spill", "pause")}
-    with dask.config.set(no_pause_or_spill), distributed.LocalCluster(
+    settings = {f"distributed.worker.memory.{name}": False for name in ("target", "spill", "pause")}
+    settings["distributed.scheduler.allowed-failures"] = 0
+    with dask.config.set(settings), distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
