@@ -35,10 +35,10 @@ def dask_client():
     ``WORKER_MEMORY_LIMIT``."""
     dask = pytest.importorskip("dask")
     distributed = pytest.importorskip("dask.distributed")
-    # The nanny kills a worker that passes 95 % of its limit; that is the limit under
-    # test, and a task that kills one worker fails at once instead of killing three
-    # more. Pausing at 80 % would stall such a worker instead (the test would hang),
-    # and spilling would only write our few small results to disk.
+    # The limit under test is the nanny's: it kills a worker that passes 95 % of it,
+    # and with no retries the task then fails at once. Pausing the worker at 80 %
+    # would stall it instead (the test would hang), and spilling would only write
+    # our few small results to disk.
     settings = {f"distributed.worker.memory.{name}": False for name in ("target", "spill", "pause")}
     settings["distributed.scheduler.allowed-failures"] = 0
     with dask.config.set(settings), distributed.LocalCluster(
