@@ -1,5 +1,7 @@
 """Output containers, persistence, out-of-core and distributed fitting, on real objects."""
 
+import io
+import os
 import pickle
 
 import joblib
@@ -12,6 +14,10 @@ from skdam import DAMAutoencoder, DAMEmbedding
 #: Small, seeded settings: these tests are about plumbing, not about training.
 SMALL = {DAMEmbedding: {"random_state": 0}, DAMAutoencoder: {"hidden_layer_sizes": (8,), "random_state": 0}}
 
+#: Memory of each worker of the local dask cluster. A worker that has loaded torch,
+#: scikit-learn and dask already holds about 650 MB of it.
+WORKER_MEMORY_LIMIT = 1_000_000_000
+
 
 @pytest.fixture(scope="module")
 def chunk_trained(low_rank_data):
@@ -21,6 +27,41 @@ def chunk_trained(low_rank_data):
         for chunk in np.array_split(low_rank_data, 4):
             estimator.partial_fit(chunk)
     return estimator
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A client of two single-threaded worker processes on loopback, each held to
+    ``WORKER_MEMORY_LIMIT``."""
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("dask.distributed")
+    # The limit under test is the nanny's: it kills a worker that passes 95 % of it,
+    # and with no retries the task then fails at once. Pausing the worker at 80 %
+    # would stall it instead (the test would hang), and spilling would only write
+    # our few small results to disk.
+    settings = {f"distributed.worker.memory.{name}": False for name in ("target", "spill", "pause")}
+    settings["distributed.scheduler.allowed-failures"] = 0
+    with dask.config.set(settings), distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=WORKER_MEMORY_LIMIT,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+class _GlobalsRecorder(pickle.Unpickler):
+    """Unpickler that notes every module whose objects a pickle refers to."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.modules = set()
+
+    def find_class(self, module, name):
+        self.modules.add(module)
+        return super().find_class(module, name)
 
 
 def _contains_torch_object(value):
@@ -144,23 +185,89 @@ def test_incremental_on_a_dask_array(low_rank_data):
 # ------------------------------------------------------------------ distributed
 
 
-def test_grid_search_on_a_local_dask_cluster(low_rank_data):
+def test_transform_of_a_dask_array_larger_than_a_worker(dask_client, chunk_trained):
+    dask_array = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("dask.distributed")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    pytest.importorskip("resource", reason="the workers' peak memory needs the resource module")
+    estimator = chunk_trained
+
+    # The estimator travels to the workers as NumPy arrays and skdam classes: dask
+    # needs no torch serialiser and no torch object in the task graph.
+    recorder = _GlobalsRecorder(io.BytesIO(pickle.dumps(estimator)))
+    recorder.load()
+    assert recorder.modules and not [module for module in recorder.modules if module.split(".")[0] == "torch"]
+
+    n_chunks, chunk_rows = 160, 32_768
+    # Each block is drawn on a worker from its own seed, fixed in the graph: X never
+    # exists whole anywhere, and any block can be drawn again here to check it.
+    X = dask_array.random.default_rng(0).random(
+        (n_chunks * chunk_rows, estimator.n_features_in_), chunks=(chunk_rows, -1)
+    )
+    embedding = X.map_blocks(
+        estimator.transform,
+        chunks=(X.chunks[0], (estimator.n_components_,)),
+        meta=np.empty((0, 0), dtype=X.dtype),
+    )
+    # One row of column sums per block is all that comes back.
+    block_sums = embedding.map_blocks(np.sum, axis=0, keepdims=True, chunks=((1,) * n_chunks, embedding.chunks[1]))
+
+    def resident_memory():
+        import psutil
+
+        return psutil.Process().memory_info().rss
+
+    def peak_resident_memory():
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # KiB on Linux
+
+    dask_client.run(__import__, "skdam")  # torch and scikit-learn, before measuring
+    libraries = max(dask_client.run(resident_memory).values())
+    if libraries > 0.75 * WORKER_MEMORY_LIMIT:
+        pytest.skip(f"the workers' libraries alone take {libraries / 1e6:.0f} MB of their {WORKER_MEMORY_LIMIT / 1e6:.0f} MB")
+    worker_pids = dask_client.run(os.getpid)
+    with distributed.get_task_stream(dask_client) as task_stream:
+        sums = dask_client.compute(block_sums).result(timeout=300)
+
+    # The blocks ran in both worker processes, no worker was killed for passing its
+    # limit, and none ever held as much memory as X takes.
+    assert {task["worker"] for task in task_stream.data} == set(worker_pids)
+    assert len(task_stream.data) >= n_chunks
+    assert os.getpid() not in worker_pids.values()
+    assert dask_client.run(os.getpid) == worker_pids
+    assert max(dask_client.run(peak_resident_memory).values()) < WORKER_MEMORY_LIMIT < X.nbytes
+
+    assert sums.shape == (n_chunks, estimator.n_components_) and sums.dtype == X.dtype
+    # transform is row-independent: a block transformed here, alone, gives the same bits.
+    for block in (0, n_chunks // 2, n_chunks - 1):
+        expected = estimator.transform(X.blocks[block].compute(scheduler="sync"))
+        np.testing.assert_array_equal(sums[block], expected.sum(axis=0))
+    np.testing.assert_array_equal(dask_client.compute(embedding.blocks[-1]).result(timeout=60), expected)
+    # dask-ml's wrapper maps the same function over the blocks.
+    head = X.blocks[:2]
+    np.testing.assert_array_equal(
+        dask_client.compute(wrappers.ParallelPostFit(estimator).transform(head)).result(timeout=60),
+        dask_client.compute(embedding.blocks[:2]).result(timeout=60),
+    )
+
+
+def test_grid_search_on_a_local_dask_cluster(dask_client, low_rank_data):
     from sklearn.model_selection import GridSearchCV
 
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
-        with joblib.parallel_backend("dask"):
-            search = GridSearchCV(
-                DAMEmbedding(random_state=0), {"alpha": [0.001, 0.01, 0.5]}, cv=2, n_jobs=-1
-            ).fit(low_rank_data)
-        worker_pids = set(client.run(lambda: __import__("os").getpid()).values())
+    with joblib.parallel_backend("dask"):
+        search = GridSearchCV(
+            DAMEmbedding(random_state=0), {"alpha": [0.001, 0.01, 0.5]}, cv=2, n_jobs=-1
+        ).fit(low_rank_data)
+    worker_pids = set(dask_client.run(os.getpid).values())
     assert len(worker_pids) == 2
     assert search.cv_results_["mean_test_score"].shape == (3,)
     # alpha=0.5 keeps one dimension of four: a visibly worse reconstruction.
     assert search.cv_results_["mean_test_score"][2] < search.cv_results_["mean_test_score"][0]
     assert search.best_estimator_.n_components_ == 4
+
 
 
 # ------------------------------------------------------------------ GPU
