@@ -40,9 +40,10 @@ def test_every_new_low_counts_as_the_best_for_the_state_to_keep():
     assert monitor.best_objective == pytest.approx(1.0 - TOL / 10)
 
 
-@pytest.mark.parametrize("hidden_layer_sizes", [(16,), (16, 8)])
-def test_fused_forward_equals_linear_path_plus_residual(hidden_layer_sizes):
-    module = GatedAutoencoder(12, 5, hidden_layer_sizes).reset_parameters(torch.Generator().manual_seed(0))
+@pytest.mark.parametrize("hidden_layer_sizes, activation", [((16,), "elu"), ((16, 8), "elu"), ((16, 8), "silu")])
+def test_fused_forward_equals_linear_path_plus_residual(hidden_layer_sizes, activation):
+    module = GatedAutoencoder(12, 5, hidden_layer_sizes, activation).reset_parameters(torch.Generator().manual_seed(0))
+    assert sum(isinstance(layer, torch.nn.SiLU) for layer in module.modules()) == (2 * len(hidden_layer_sizes) if activation == "silu" else 0)
     with torch.no_grad():  # the residuals' last layers start at zero: give them weight
         for residual in (module.encoder_residual, module.decoder_residual):
             residual[-1].weight.normal_(generator=torch.Generator().manual_seed(1))

@@ -13,6 +13,7 @@ ACTIVATIONS = {
     "elu": nn.ELU,
     "tanh": nn.Tanh,
     "logistic": nn.Sigmoid,
+    "silu": nn.SiLU,
 }
 
 
@@ -48,7 +49,7 @@ class GatedAutoencoder(nn.Module):
         Number of gated units, the most dimensions the model can keep.
     hidden_layer_sizes : tuple of int, default=()
         Hidden widths of the encoder's perceptron; the decoder mirrors them.
-    activation : {"relu", "elu", "tanh", "logistic"}, default="elu"
+    activation : {"relu", "elu", "tanh", "logistic", "silu"}, default="elu"
         Activation of the hidden layers.
     """
 
