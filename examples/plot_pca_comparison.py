@@ -55,7 +55,7 @@ print()
 for name, estimator in [("DAMEmbedding", embedding), ("DAMAutoencoder", autoencoder)]:
     k = estimator.n_components_
     print(
-        f"{name:15s} test error 1 - R^2 = {1 - estimator.score(X_test):.4f} "
+        f"{name:15s} test error 1 - R^2 = {1 - estimator.r2_score(X_test):.4f} "
         f"at {k} dimensions; PCA at {k}: {pca_test_error(k):.4f}"
     )
 
@@ -86,7 +86,7 @@ ax_error.plot(sizes, [pca_test_error(k) for k in sizes], "o-", color="0.5", labe
 for estimator, marker, color in [(embedding, "s", "tab:blue"), (autoencoder, "D", "tab:red")]:
     ax_error.plot(
         estimator.n_components_,
-        1 - estimator.score(X_test),
+        1 - estimator.r2_score(X_test),
         marker,
         color=color,
         markersize=10,
