@@ -31,8 +31,9 @@ X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
 # %%
 # Fit the estimators
 # ------------------
-# Both DAM estimators use the default ``alpha=0.01``: a dimension stays while it
-# explains more than 1 % of the variance. The autoencoder gets a small perceptron
+# Both DAM estimators use the default ``alpha=0.01``: a unit stays when dropping it,
+# once the network has adapted, would raise the unexplained share of the variance by
+# more than 1 %. The autoencoder gets a small perceptron
 # and a bounded number of epochs so that the example runs in seconds.
 embedding = DAMEmbedding(random_state=0).fit(X_train)
 autoencoder = DAMAutoencoder(hidden_layer_sizes=(128,), batch_size=128, max_iter=100, random_state=0)
@@ -55,19 +56,15 @@ print()
 for name, estimator in [("DAMEmbedding", embedding), ("DAMAutoencoder", autoencoder)]:
     k = estimator.n_components_
     print(
-        f"{name:15s} test error 1 - R^2 = {1 - estimator.score(X_test):.4f} "
+        f"{name:15s} test error 1 - R^2 = {1 - estimator.r2_score(X_test):.4f} "
         f"at {k} dimensions; PCA at {k}: {pca_test_error(k):.4f}"
     )
 
 # %%
-# Only ``DAMAutoencoder`` finds the true dimension. ``PCA("mle")`` counts almost
-# every direction of the curved data as signal. ``DAMEmbedding`` keeps 6: the sixth
-# principal component explains less than ``alpha`` (the right panel below), but
-# training stops once the objective has improved by less than ``tol`` for
-# ``n_iter_no_change`` epochs, while that gate is still on its way shut. With more
-# patience it closes too:
-patient_embedding = DAMEmbedding(n_iter_no_change=20, random_state=0).fit(X_train)
-print(f"DAMEmbedding(n_iter_no_change=20): {patient_embedding.n_components_}")
+# ``PCA("mle")`` counts almost every direction of the curved data as signal.
+# ``DAMEmbedding`` keeps exactly the principal components that explain more than
+# ``alpha`` of the variance (the right panel below); its ``unexplained_variance_``
+# holds the error at every count, so another ``alpha`` needs no refit.
 
 # %%
 # Reconstruction error at the same dimension
@@ -77,16 +74,16 @@ print(f"DAMEmbedding(n_iter_no_change=20): {patient_embedding.n_components_}")
 # curve (it *is* PCA once its rank is chosen), while the autoencoder, which learns
 # the curvature, reconstructs better than PCA at the same size.
 #
-# The right panel is the rule of thumb behind ``alpha``: a dimension is worth
-# keeping while it explains more than ``alpha`` of the variance. For a linear model
-# those are the principal components above the dashed line.
+# The right panel is the rule behind ``alpha`` for a linear model: the adapted error
+# of ``k`` components is PCA's, so a component is kept when it explains more than
+# ``alpha`` of the variance, above the dashed line.
 sizes = np.arange(1, 16)
 fig, (ax_error, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4.2))
 ax_error.plot(sizes, [pca_test_error(k) for k in sizes], "o-", color="0.5", label="PCA")
 for estimator, marker, color in [(embedding, "s", "tab:blue"), (autoencoder, "D", "tab:red")]:
     ax_error.plot(
         estimator.n_components_,
-        1 - estimator.score(X_test),
+        1 - estimator.r2_score(X_test),
         marker,
         color=color,
         markersize=10,

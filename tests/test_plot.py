@@ -169,9 +169,17 @@ def test_reconstruction_display_stars_the_fitted_estimators_dimension(fitted_emb
     np.testing.assert_array_equal(display.line_.get_xdata(), [2, 5])
     np.testing.assert_allclose(display.line_.get_ydata(), display.reconstruction_error)
     np.testing.assert_allclose(display.pca_line_.get_ydata(), display.pca_reconstruction_error)
-    # The legend says which points are refits and which is the estimator as given.
-    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
-    assert labels == ["PCA", "DAMEmbedding refitted at each dimension", "DAMEmbedding as fitted: 3 dimensions"]
+    # The fit's own curve is drawn beside the refits, as measured on its training data.
+    np.testing.assert_array_equal(display.measured_line_.get_ydata(), fitted_embedding.unexplained_variance_)
+    # The legend says which points are refits, which the fit measured, and which is
+    # the estimator as given.
+    labels = [text.get_text() for text in display.error_ax_.get_legend().get_texts()]
+    assert labels == [
+        "PCA",
+        "DAMEmbedding as measured by the fit",
+        "DAMEmbedding refitted at each dimension",
+        "DAMEmbedding as fitted: 3 dimensions",
+    ]
     _save_and_read(display.figure_, tmp_path / "reconstruction_display.png")
 
 
@@ -182,6 +190,99 @@ def test_reconstruction_display_with_an_autoencoder(fitted_autoencoder, rank_thr
     assert display.found_n_components == estimator.n_components_
     assert np.all(display.reconstruction_error >= 0)
     _save_and_read(display.figure_, tmp_path / "reconstruction_autoencoder.png")
+
+
+@pytest.fixture
+def refits_forbidden(monkeypatch):
+    """Any fit, clone or refit curve raises: what is drawn comes from the fitted attributes."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("refitted")
+
+    monkeypatch.setattr("skdam._reconstruction_curve.clone", refuse)
+    monkeypatch.setattr("skdam._plot.reconstruction_curve", refuse)
+    monkeypatch.setattr(DAMEmbedding, "fit", refuse)
+    monkeypatch.setattr(DAMAutoencoder, "fit", refuse)
+
+
+def test_reconstruction_display_without_x_draws_the_measured_curve_and_the_rule(
+    fitted_embedding, refits_forbidden, tmp_path
+):
+    estimator = fitted_embedding
+    display = ReconstructionDisplay.from_estimator(estimator)
+    errors = estimator.unexplained_variance_
+    # The linear fit knows every count: PCA's closed form, 0 to max_components_.
+    np.testing.assert_array_equal(display.measured_line_.get_xdata(), np.arange(estimator.max_components_ + 1))
+    np.testing.assert_array_equal(display.measured_line_.get_ydata(), errors)
+    assert display.line_ is None and display.pca_line_ is None and display.n_components is None
+    assert display.found_marker_.get_xdata().tolist() == [3]
+    assert display.found_marker_.get_ydata().tolist() == [errors[3]]
+
+    # Gains: e(k-1) - e(k), kept in blue above alpha, dropped in grey below it.
+    gains = errors[:-1] - errors[1:]
+    bars = display.gain_bars_.patches
+    drawn_units = [round(bar.get_x() + bar.get_width() / 2) for bar in bars]
+    np.testing.assert_array_equal(drawn_units, np.flatnonzero(gains > 0) + 1)
+    np.testing.assert_allclose([bar.get_height() for bar in bars], gains[gains > 0])
+    np.testing.assert_array_equal(display.no_gain_markers_.get_xdata(), np.flatnonzero(gains <= 0) + 1)
+    assert display.alpha_line_.get_ydata()[0] == estimator.alpha
+    kept = [matplotlib.colors.same_color(bar.get_facecolor(), "tab:blue") for bar in bars]
+    assert kept == [unit <= 3 for unit in drawn_units]
+    # The rule read off the panel gives the count, here and for another alpha.
+    assert int((gains > estimator.alpha).sum()) == estimator.n_components_ == 3
+    assert display.gains_ax_.get_yscale() == "log"
+    _save_and_read(display.figure_, tmp_path / "measured_curve.png")
+
+
+def test_reconstruction_display_draws_what_the_autoencoder_measured(fitted_autoencoder, refits_forbidden):
+    estimator = fitted_autoencoder
+    errors = estimator.unexplained_variance_
+    display = ReconstructionDisplay.from_estimator(estimator, kind="error", name="AE")
+    # Only the counts it measured: NaN (not measured) and inf (no budget left to
+    # adapt) have no point.
+    measured = np.flatnonzero(np.isfinite(errors))
+    assert 0 in measured and estimator.n_components_ in measured
+    assert measured.size < errors.size  # an autoencoder measures around its answer
+    # The line breaks (a NaN) between counts that are not consecutive.
+    x, y = display.measured_line_.get_xdata(), display.measured_line_.get_ydata()
+    np.testing.assert_array_equal(x[np.isfinite(x)], measured)
+    np.testing.assert_array_equal(y[np.isfinite(y)], errors[measured])
+    assert np.isnan(x).sum() == np.sum(np.diff(measured) > 1)
+    assert display.found_reconstruction_error == errors[estimator.n_components_]
+    assert display.ax_ is display.error_ax_ and display.gains_ax_ is None
+    assert display.measured_line_.get_label() == "AE as measured by the fit"
+
+
+def test_reconstruction_display_draws_gains_only_between_measured_neighbours():
+    # Measured at 0, 3, 4 and 5: unit 3's gain needs e(2), unknown; unit 5 lost.
+    display = ReconstructionDisplay(
+        measured_n_components=np.array([0, 3, 4, 5]),
+        measured_reconstruction_error=np.array([1.0, 0.2, 0.05, 0.06]),
+        alpha=0.01,
+        found_n_components=4,
+        found_reconstruction_error=0.05,
+    ).plot()
+    x, y = display.measured_line_.get_xdata(), display.measured_line_.get_ydata()
+    np.testing.assert_array_equal(x, [0, np.nan, 3, 4, 5])  # no line across 1 and 2
+    np.testing.assert_array_equal(y, [1.0, np.nan, 0.2, 0.05, 0.06])
+    assert [round(bar.get_x() + bar.get_width() / 2) for bar in display.gain_bars_.patches] == [4]
+    assert display.gain_bars_.patches[0].get_height() == pytest.approx(0.15)
+    np.testing.assert_array_equal(display.no_gain_markers_.get_xdata(), [5])
+    labels = [text.get_text() for text in display.gains_ax_.get_legend().get_texts()]
+    assert labels == ["alpha = 0.01", "kept", "dropped", "no gain"]
+
+
+def test_reconstruction_display_refuses_a_curve_it_cannot_draw(fitted_embedding, rank_three_data):
+    with pytest.raises(ValueError, match="pass X too"):
+        ReconstructionDisplay.from_estimator(fitted_embedding, n_components=[2])
+    streamed = DAMEmbedding(max_components=4, random_state=0).partial_fit(rank_three_data)
+    with pytest.raises(ValueError, match="no unit count but 0.*pass X"):
+        ReconstructionDisplay.from_estimator(streamed)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ReconstructionDisplay.from_estimator(fitted_embedding, kind="gates")
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match='kind="both" draws on 2 Axes, got 1'):
+        ReconstructionDisplay.from_estimator(fitted_embedding, ax=ax)
 
 
 def test_reconstruction_display_checks_its_arguments_before_fitting(fitted_embedding, rank_three_data):
