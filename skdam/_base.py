@@ -314,7 +314,8 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         # Measured only by fit: partial_fit leaves every count but none unmeasured.
         self.unexplained_variance_ = np.full(module.bottleneck_width + 1, np.nan)
         for count, error in unit_errors.items():
-            self.unexplained_variance_[count] = error
+            if np.isfinite(error):  # a diverged adaptation measured nothing
+                self.unexplained_variance_[count] = error
 
     def _warn_about(self, stop_reason, trainer, axes, widest):
         name, width, min_open = type(self).__name__, self.max_components_, self._min_open

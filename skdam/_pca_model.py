@@ -29,7 +29,9 @@ def ppca_precision(components, explained_variance, noise_variance):
     if n_components == 0:
         return np.eye(n_features) / noise_variance
     if noise_variance <= 0:
-        return linalg.inv(ppca_covariance(components, explained_variance, noise_variance))
+        # Every direction is a component (or the data are constant): the pseudo-
+        # inverse keeps the density finite where the covariance is singular.
+        return linalg.pinvh(ppca_covariance(components, explained_variance, noise_variance))
     signal = np.maximum(explained_variance - noise_variance, 0.0)
     inner = components @ components.T / noise_variance
     inner.flat[:: n_components + 1] += 1.0 / signal
@@ -40,7 +42,9 @@ def ppca_precision(components, explained_variance, noise_variance):
 
 def ppca_log_likelihood(X, mean, precision):
     """Log-likelihood of each row of ``X`` (batch by batch) under ``N(mean, precision^-1)``."""
-    _, log_det = np.linalg.slogdet(precision)
+    # The pseudo-determinant: over the directions the precision does not ignore.
+    eigenvalues = np.linalg.eigvalsh(precision)
+    log_det = float(np.sum(np.log(eigenvalues[eigenvalues > eigenvalues.max() * 1e-12]))) if eigenvalues.max() > 0 else 0.0
     constant = -0.5 * (precision.shape[0] * np.log(2 * np.pi) - log_det)
     scores = np.empty(X.shape[0])
     for rows, batch in dense_batches(X):

@@ -20,6 +20,9 @@ from ._training import EpochRecord, reconstruction_error, snapshot
 
 #: Rows an adaptation's early check measures its error on.
 CHECK_ROWS = 4096
+#: Share of the rows held out to judge the adaptations when there are no
+#: validation rows.
+JUDGED_SHARE = 0.2
 
 
 def count_by_rule(errors, alpha, count, lowest, highest):
@@ -62,11 +65,12 @@ class LinearUnitCount:
 
     def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
         gate, settings = trainer.module.gate, trainer.settings
-        count = gate.n_open()
-        if self.search:
-            count, _ = count_by_rule(self.errors, settings.alpha, count, settings.min_open, gate.width)
+        settled = gate.n_open()
+        count = count_by_rule(self.errors, settings.alpha, settled, settings.min_open, gate.width)[0] if self.search else settled
         trainer.module.set_open_count(count)
         trainer.last_good_state = snapshot(trainer.module)
+        if count != settled:  # the curves end at the count kept
+            _record(trainer, self.errors[count], count, history, on_epoch_end)
         return True
 
 
@@ -140,7 +144,14 @@ class AdaptedUnitCount:
 
     def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
         module, alpha = trainer.module, trainer.settings.alpha
-        judged = X_train if X_validation is None else X_validation
+        if X_validation is None:
+            # Judged on rows the adaptation does not train on: a network can thread a
+            # curve through a few dozen rows that no fewer units explain.
+            order = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
+            n_judged = max(1, round(JUDGED_SHARE * X_train.shape[0]))
+            judged, X_train = X_train[order[:n_judged]], X_train[order[n_judged:]]
+        else:
+            judged = X_validation
         count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
         self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size)
         stuck = stuck_at_linear_start(self.errors[count], count, self.linear_errors, alpha)
@@ -149,9 +160,9 @@ class AdaptedUnitCount:
         if not self.search:
             start = snapshot(module)
             adapted = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end)
-            if adapted < self.errors[count]:
+            if adapted is not None and adapted < self.errors[count]:
                 self.errors[count] = adapted
-            else:  # adapting did not help, or diverged
+            else:  # adapting did not help, diverged or had no budget left
                 module.load_state_dict(start)
         while self.search:
             count, neighbour = count_by_rule(self.errors, alpha, count, lowest, highest)
@@ -160,7 +171,11 @@ class AdaptedUnitCount:
             # The rule's target for the neighbour's error: below it, the move is right.
             target = self.errors[count] + alpha if neighbour < count else self.errors[count] - alpha
             start = snapshot(module)
-            self.errors[neighbour] = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end)
+            error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end)
+            if error is None:  # no budget left: the count stands
+                module.load_state_dict(start)
+                break
+            self.errors[neighbour] = error
             if count_by_rule(self.errors, alpha, count, lowest, highest)[0] != neighbour:
                 module.load_state_dict(start)
             else:
@@ -173,12 +188,13 @@ class AdaptedUnitCount:
 
         With a ``target``, the adaptation stops at ``check_step`` when its projected
         error stays above it, and returns the projection. Its steps come out of the
-        fit's epoch budget, ``steps_per_record`` steps an epoch.
+        fit's epoch budget, ``steps_per_record`` steps an epoch; None when the
+        budget is spent.
         """
         module, settings = trainer.module, trainer.settings
         steps = min(self.steps, (self.max_epochs - trainer.epochs_run) * self.steps_per_record)
         if steps < self.steps_per_record:
-            return math.inf  # no budget left: the move is not made
+            return None
         module.set_open_count(count)
         network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
         optimizer = torch.optim.Adam(network)
@@ -201,14 +217,14 @@ class AdaptedUnitCount:
                     reconstruction = module.decode_normalized(module.encode_normalized(batch))
                 loss = torch.nn.functional.mse_loss(reconstruction.float(), batch)
                 if not torch.isfinite(loss):
-                    return math.inf  # the caller puts the network back
+                    return math.inf  # worse than any count: the caller puts the network back
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 error_sum, rows_seen = error_sum + float(loss.detach()) * batch.shape[0], rows_seen + batch.shape[0]
                 if (step + 1) % self.steps_per_record == 0:
-                    self._record(trainer, error_sum / rows_seen, count, history, on_epoch_end)
+                    _record(trainer, error_sum / rows_seen, count, history, on_epoch_end)
                     error_sum, rows_seen = 0.0, 0
                 if target is not None and step + 1 in (self.check_step // 2, self.check_step):
                     module.eval()
@@ -224,13 +240,13 @@ class AdaptedUnitCount:
         return reconstruction_error(module, judged, settings.batch_size)
 
 
-    @staticmethod
-    def _record(trainer, error, n_open, history, on_epoch_end):
-        record = EpochRecord(
-            epoch=trainer.epochs_run, loss=error + trainer.settings.alpha * n_open, reconstruction_error=error,
-            validation_error=None, n_open=n_open, beta=float(trainer.module.gate.beta), learning_rate=0.0,
-        )  # fmt: skip
-        trainer.epochs_run += 1
-        history.append(record)
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+def _record(trainer, error, n_open, history, on_epoch_end):
+    """Append an epoch's record for steps taken outside the epoch loop."""
+    record = EpochRecord(
+        epoch=trainer.epochs_run, loss=error + trainer.settings.alpha * n_open, reconstruction_error=error,
+        validation_error=None, n_open=n_open, beta=float(trainer.module.gate.beta), learning_rate=0.0,
+    )  # fmt: skip
+    trainer.epochs_run += 1
+    history.append(record)
+    if on_epoch_end is not None:
+        on_epoch_end(record)

@@ -147,8 +147,10 @@ CASES = [
     Case("score-not-fitted", "score", "unfitted", "before fit", lambda X, _: X, NOT_FITTED),
     Case("score-wrong-width", "score", "fitted", "4 columns, fitted on 6", lambda X, _: X[:, :4], WRONG_WIDTH),
     Case("score-nan", "score", "fitted", "a NaN", lambda X, _: _with_value(X, np.nan), NAN),
-    Case("score-single-sample", "score", "fitted", "one row (R^2 needs two)", lambda X, _: X[:1], Raises(ValueError, r"1 sample\(s\) \(shape=\(1, 6\)\) while a minimum of 2 is required")),
-    Case("score-constant", "score", "fitted", "constant rows (0 or 1, as r2_score)", lambda X, _: np.ones((4, N_FEATURES)), Works()),
+    Case("score-single-sample", "score", "fitted", "one row (a log-likelihood, as PCA's)", lambda X, _: X[:1], Works()),
+    Case("score-constant", "score", "fitted", "constant rows", lambda X, _: np.ones((4, N_FEATURES)), Works()),
+    Case("r2_score-single-sample", "r2_score", "fitted", "one row (R^2 needs two)", lambda X, _: X[:1], Raises(ValueError, r"1 sample\(s\) \(shape=\(1, 6\)\) while a minimum of 2 is required")),
+    Case("r2_score-constant", "r2_score", "fitted", "constant rows (0 or 1, as sklearn's r2_score)", lambda X, _: np.ones((4, N_FEATURES)), Works()),
     Case("score-sparse", "score", "fitted", "a scipy.sparse matrix", lambda X, _: sparse.csr_matrix(X), Works()),
     Case("score-integers", "score", "fitted", "int64", lambda X, _: np.round(X * 10).astype(np.int64), Works()),
     Case("score_samples-not-fitted", "score_samples", "unfitted", "before fit", lambda X, _: X, NOT_FITTED),
@@ -189,7 +191,7 @@ def _check_output(method, output, argument, estimator, outcome):
         assert output.shape == (n_rows, estimator.n_features_in_)
     elif method == "score_samples":
         assert output.shape == (n_rows,)
-    elif method == "score":
+    elif method in ("score", "r2_score"):
         assert isinstance(output, float)
     assert np.isfinite(output).all()
     if outcome.dtype is not None:
