@@ -136,6 +136,11 @@ class DAMGate(nn.Module):
         """
         return int(self.open_mask().sum())
 
+    def extra_repr(self):
+        pruned = f", full_width={self.full_width}" if self.width != self.full_width else ""
+        groups = f", groups={self.groups}" if getattr(self, "groups", 1) != 1 else ""
+        return f"{self.width}{pruned}{groups}"
+
     def soft_open_count(self):
         """Differentiable count of the open units: ``full_width * (1 + beta / 5)``.
 

@@ -76,11 +76,8 @@ def place_gates(model, layers="batchnorm", *, groups=1, steepness=1.0, initial_b
     >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
     >>> list(place_gates(model))
     ['1']
-    >>> model[1]
-    Sequential(
-      (0): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-      (1): DAMGate2d()
-    )
+    >>> model[1][1]
+    DAMGate2d(4)
     """
     named = dict(model.named_modules())
     if layers == "batchnorm":

@@ -155,7 +155,7 @@ def prune(model, example_inputs):
     Sequential(
       (0): Linear(in_features=3, out_features=6, bias=True)
       (1): ReLU()
-      (2): DAMGate()
+      (2): DAMGate(6, full_width=10)
       (3): Linear(in_features=6, out_features=2, bias=True)
     )
     >>> pruned[2].n_open(), pruned[2].soft_open_count().item() == model[2].soft_open_count().item()
@@ -204,13 +204,14 @@ def _unsafe_channels(graph, group, tp):
         node, handler = item.dep.target, item.dep.handler
         module = node.module
         pairs = list(zip(item.idxs, item.root_idxs))
+        reader = graph.is_in_channel_pruning_fn(handler) and node.type in (types.CONV, types.LINEAR)
+        if node.type == types.OUTPUT or (not node.outputs and not reader):
+            unsafe.update(root for _, root in pairs)  # the output would lose a column
+            continue
         if isinstance(module, DAMGate) or node.type in bookkeeping:
             continue
-        if node.type == types.OUTPUT:  # the output would lose a column
-            unsafe.update(root for _, root in pairs)
-            continue
         grouped = isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups < module.out_channels
-        if graph.is_in_channel_pruning_fn(handler) and node.type in (types.CONV, types.LINEAR):
+        if reader:
             # A reader: a zero input contributes nothing, but a grouped convolution
             # must lose the same positions in every group.
             if grouped:
@@ -219,7 +220,7 @@ def _unsafe_channels(graph, group, tp):
         if node.type == types.ELEMENTWISE and not node.inputs:
             # Computed from parameters alone: the transposed weight of a Linear is
             # part of that layer; anything else (a bias added to the channel) is not zero.
-            if not all(output.type in (types.CONV, types.LINEAR) for output in node.outputs):
+            if not all(_is_weight_use(output, types) for output in node.outputs):
                 unsafe.update(root for _, root in pairs)
             continue
         for index, root in pairs:
@@ -259,6 +260,12 @@ def _closed_downstream(node, index, types):
             return False
         frontier.extend(current.outputs)
     return True
+
+
+def _is_weight_use(node, types):
+    """A layer, or the matrix product by which a Linear was traced."""
+    name = node.grad_fn.name() if hasattr(node.grad_fn, "name") else ""
+    return node.type in (types.CONV, types.LINEAR) or "mm" in name.lower()
 
 
 def _keeps_zero(node):
