@@ -121,7 +121,7 @@ def prune(model, example_inputs):
     -------
     pruned : torch.nn.Module
         A deep copy of ``model`` with the closed channels removed; same device,
-        dtype and training mode.
+        dtype and training mode (module by module).
 
     Raises
     ------
@@ -164,7 +164,7 @@ def prune(model, example_inputs):
     tp = _torch_pruning()
     if not any(isinstance(module, DAMGate) for module in model.modules()):
         raise ValueError(f"{type(model).__name__} holds no DAMGate: there is nothing to prune.")
-    training = model.training
+    modes = [module.training for module in model.modules()]
     pruned = copy.deepcopy(model).eval()
     pruner = _gate_pruner(tp)
     gates = [module for module in pruned.modules() if isinstance(module, DAMGate)]
@@ -191,8 +191,9 @@ def prune(model, example_inputs):
         removable = [index for index in closed if index not in unsafe]
         if removable:
             graph.get_pruning_group(gate, pruner.prune_out_channels, idxs=removable).prune()
-    _check_same_outputs(model, pruned, example_inputs)
-    return pruned.train(training)
+    _check_same_outputs(model, pruned, example_inputs, modes)
+    _restore_modes(pruned, modes)
+    return pruned
 
 
 def _unsafe_channels(graph, group, tp):
@@ -287,13 +288,12 @@ def _uneven_across_groups(pairs, n_channels, groups):
 
 
 @torch.no_grad()
-def _check_same_outputs(model, pruned, example_inputs):
+def _check_same_outputs(model, pruned, example_inputs, modes):
     inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    training = model.training
     try:
         expected = model.eval()(*inputs)
     finally:
-        model.train(training)
+        _restore_modes(model, modes)
     actual = pruned(*inputs)
     for want, got in zip(_flatten(expected), _flatten(actual)):
         if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5):
@@ -301,6 +301,12 @@ def _check_same_outputs(model, pruned, example_inputs):
                 "prune changed the outputs of the network: a structure around a DAM gate was misjudged. "
                 "Please report it with the model's code."
             )
+
+
+def _restore_modes(model, modes):
+    """Each module back in its own training mode (a model may mix them)."""
+    for module, training in zip(model.modules(), modes):
+        module.training = training
 
 
 def _flatten(outputs):
