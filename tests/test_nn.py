@@ -152,7 +152,11 @@ def test_place_gates_by_name_or_rule_with_groups():
 
 # -- pruning ------------------------------------------------------------------------
 
-tp = pytest.importorskip("torch_pruning")
+try:
+    import torch_pruning as tp
+except ImportError:  # the prune extra is not installed: only the error is tested
+    tp = None
+needs_torch_pruning = pytest.mark.skipif(tp is None, reason="needs torch-pruning (pip install skdam[prune])")
 
 
 def _randomize(model, generator):
@@ -226,6 +230,7 @@ def _widths(model):
     return {name: module.width for name, module in model.named_modules() if isinstance(module, DAMGate)}
 
 
+@needs_torch_pruning
 def test_prune_a_residual_block_s_internal_channels():
     generator = torch.Generator().manual_seed(0)
     model = _resnet(generator)
@@ -248,6 +253,7 @@ def test_prune_a_residual_block_s_internal_channels():
         torch.testing.assert_close(value, original_state[name])
 
 
+@needs_torch_pruning
 @pytest.mark.filterwarnings("ignore:Unwrapped parameters")
 def test_prune_needs_the_gate_pruner_registered():
     # Without a pruner for the gate class, Torch-Pruning slices the convolution and the
@@ -273,6 +279,7 @@ def _stream_gated_resnet(generator, stream_betas):
     return model, gates
 
 
+@needs_torch_pruning
 def test_prune_a_residual_stream_closed_by_every_writer():
     generator = torch.Generator().manual_seed(2)
     # The stream of 8 channels is written by the stem and by both blocks' second
@@ -288,6 +295,7 @@ def test_prune_a_residual_stream_closed_by_every_writer():
     assert _counts(pruned, inputs)[0] < _counts(model, inputs)[0]
 
 
+@needs_torch_pruning
 @pytest.mark.parametrize("open_writer", ["1", "3.bn2", "4.bn2"])
 def test_prune_keeps_a_stream_channel_that_one_writer_still_writes(open_writer):
     generator = torch.Generator().manual_seed(3)
@@ -300,6 +308,7 @@ def test_prune_keeps_a_stream_channel_that_one_writer_still_writes(open_writer):
     assert [_widths(pruned)[f"{name}.1"] for name in writers] == [5, 5, 5]
 
 
+@needs_torch_pruning
 def test_prune_keeps_a_stream_channel_with_an_ungated_writer():
     generator = torch.Generator().manual_seed(4)
     model = _resnet(generator)
@@ -311,6 +320,7 @@ def test_prune_keeps_a_stream_channel_with_an_ungated_writer():
     assert set(_widths(pruned).values()) == {8}
 
 
+@needs_torch_pruning
 def test_prune_keeps_channels_that_a_batchnorm_after_the_gate_reads():
     # Pre-activation order: the gated channels reach a BatchNorm, which maps 0 to a
     # constant; they must stay.
@@ -324,6 +334,7 @@ def test_prune_keeps_channels_that_a_batchnorm_after_the_gate_reads():
     assert pruned[1].width == 6
 
 
+@needs_torch_pruning
 @pytest.mark.parametrize("groups, expected_width", [(2, 4), (1, 8)], ids=["interleaved", "plain-offsets"])
 def test_prune_before_a_grouped_convolution(groups, expected_width):
     generator = torch.Generator().manual_seed(6)
@@ -344,6 +355,7 @@ def test_prune_before_a_grouped_convolution(groups, expected_width):
     assert pruned[3].in_channels == expected_width and pruned[3].groups == 2
 
 
+@needs_torch_pruning
 def test_prune_a_gated_linear_before_the_head():
     generator = torch.Generator().manual_seed(7)
     model = nn.Sequential(
@@ -361,6 +373,7 @@ def test_prune_a_gated_linear_before_the_head():
     assert _counts(pruned, inputs)[1] < _counts(model, inputs)[1]
 
 
+@needs_torch_pruning
 def test_prune_keeps_the_output_size_and_one_channel_of_an_all_closed_gate():
     model = nn.Sequential(nn.Linear(3, 6), _set_beta(DAMGate(6), -6.0), nn.ReLU(), nn.Linear(6, 4), DAMGate(4))
     _set_beta(model[4], -2.0)  # closes outputs of the network: they must stay
@@ -370,6 +383,7 @@ def test_prune_keeps_the_output_size_and_one_channel_of_an_all_closed_gate():
     assert pruned(inputs).shape == (5, 4)
 
 
+@needs_torch_pruning
 def test_training_continues_after_pruning():
     generator = torch.Generator().manual_seed(9)
     model = _resnet(generator)
@@ -402,6 +416,7 @@ def test_training_continues_after_pruning():
     assert all(gate.beta.item() != value for gate, value in zip([g for g in pruned.modules() if isinstance(g, DAMGate)], before))
 
 
+@needs_torch_pruning
 def test_a_pruned_model_saves_and_loads(tmp_path):
     generator = torch.Generator().manual_seed(10)
     model = _resnet(generator)
@@ -421,6 +436,7 @@ def test_a_pruned_model_saves_and_loads(tmp_path):
     torch.testing.assert_close(rebuilt(inputs), pruned(inputs))
 
 
+@needs_torch_pruning
 def test_prune_keeps_dtype_and_training_mode():
     model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
     place_gates(model)

@@ -137,6 +137,13 @@ class DAMGate(nn.Module):
         return int(self.open_mask().sum())
 
     def extra_repr(self):
+        """The width, and ``full_width`` and ``groups`` where they are not the default.
+
+        Returns
+        -------
+        str
+            What ``repr`` shows between the parentheses, e.g. ``6, full_width=10``.
+        """
         pruned = f", full_width={self.full_width}" if self.width != self.full_width else ""
         groups = f", groups={self.groups}" if getattr(self, "groups", 1) != 1 else ""
         return f"{self.width}{pruned}{groups}"

@@ -161,9 +161,9 @@ def prune(model, example_inputs):
     >>> pruned[2].n_open(), pruned[2].soft_open_count().item() == model[2].soft_open_count().item()
     (6, True)
     """
-    tp = _torch_pruning()
     if not any(isinstance(module, DAMGate) for module in model.modules()):
         raise ValueError(f"{type(model).__name__} holds no DAMGate: there is nothing to prune.")
+    tp = _torch_pruning()
     modes = [module.training for module in model.modules()]
     pruned = copy.deepcopy(model).eval()
     pruner = _gate_pruner(tp)
