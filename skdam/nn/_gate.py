@@ -28,6 +28,20 @@ class DAMGate(nn.Module):
     initial_beta : float, default=1.0
         Starting value of ``beta``; 1 opens every gate.
 
+    Attributes
+    ----------
+    offsets : torch.Tensor of shape (width,)
+        The fixed offsets ``mu_i`` (a buffer).
+    beta : torch.nn.Parameter
+        The shared learnable scalar.
+    full_width : int
+        The width the offsets were spaced for. :func:`skdam.nn.prune` removes closed
+        units and keeps the offsets of the others, so after pruning ``width`` is
+        smaller than ``full_width`` and the gate is still the same DAM gate: the
+        values of the kept units, the open count and the penalty do not change.
+    offset_spacing : float
+        ``5 / full_width``, the distance between neighbouring offsets.
+
     References
     ----------
     J. Bu, A. Daw, M. Maruf, A. Karpatne, "Learning Compact Representations of
@@ -50,16 +64,27 @@ class DAMGate(nn.Module):
         if width < 1:
             raise ValueError(f"width must be at least 1, got {width}.")
         self.width = int(width)
+        self.full_width = self.width
+        self.offset_spacing = OFFSET_RANGE / self.width
         self.steepness = float(steepness)
         self.initial_beta = float(initial_beta)
         self.register_buffer("offsets", torch.empty(self.width))
         self.beta = nn.Parameter(torch.empty(()))
         self.reset_parameters()
 
+    def _offset_ranks(self):
+        """Closing order of the units: unit ``i`` closes ``rank[i]``-th."""
+        return torch.arange(self.width, device=self.offsets.device)
+
     @torch.no_grad()
     def reset_parameters(self):
-        """Fixed offsets ``5 * i / width`` and ``beta`` back at its start."""
-        self.offsets.copy_(OFFSET_RANGE * torch.arange(self.width, device=self.offsets.device) / self.width)
+        """Fixed offsets ``5 * rank_i / width`` and ``beta`` back at its start.
+
+        A pruned gate (``width < full_width``) keeps the offsets of the units it
+        kept; only ``beta`` is reset.
+        """
+        if self.width == self.full_width:
+            self.offsets.copy_(OFFSET_RANGE * self._offset_ranks() / self.width)
         self.beta.fill_(self.initial_beta)
 
     def gate_values(self):
@@ -111,20 +136,35 @@ class DAMGate(nn.Module):
         """
         return int(self.open_mask().sum())
 
+    def extra_repr(self):
+        """The width, and ``full_width`` and ``groups`` where they are not the default.
+
+        Returns
+        -------
+        str
+            What ``repr`` shows between the parentheses, e.g. ``6, full_width=10``.
+        """
+        pruned = f", full_width={self.full_width}" if self.width != self.full_width else ""
+        groups = f", groups={self.groups}" if getattr(self, "groups", 1) != 1 else ""
+        return f"{self.width}{pruned}{groups}"
+
     def soft_open_count(self):
-        """Differentiable count of the open units: ``width * (1 + beta / 5)``.
+        """Differentiable count of the open units: ``full_width * (1 + beta / 5)``.
 
         It equals the number of open gates for ``beta`` in [-5, 0] and is affine in
-        ``beta`` with slope ``width / 5``, so ``alpha * soft_open_count()`` charges
-        ``alpha`` per open unit whatever the width: the smooth stand-in for the L0
-        norm of the mask.
+        ``beta`` with slope ``full_width / 5``, so ``alpha * soft_open_count()``
+        charges ``alpha`` per open unit whatever the width: the smooth stand-in for
+        the L0 norm of the mask. Pruning removes closed units only, which count
+        zero, so a pruned gate (``width < full_width``) keeps the same formula; it
+        is exact while the units pruning removed would still be closed, which is
+        so as long as fewer than ``width`` units are open.
 
         Returns
         -------
         torch.Tensor
             A scalar that carries the gradient to ``beta``.
         """
-        return self.width * (1.0 + self.beta / OFFSET_RANGE)
+        return self.full_width * (1.0 + self.beta / OFFSET_RANGE)
 
     def beta_floor(self, n_open):
         """Lowest ``beta`` that keeps the ``n_open`` most preferred units open.
@@ -144,8 +184,9 @@ class DAMGate(nn.Module):
         """
         if not 1 <= n_open <= self.width:
             raise ValueError(f"n_open must be in [1, {self.width}], got {n_open}.")
-        spacing = OFFSET_RANGE / self.width
-        return -float(self.offsets[self.width - n_open]) + 0.5 * spacing
+        # Sorted: the offsets of a grouped DAMGate2d are interleaved across groups.
+        offsets = torch.sort(self.offsets).values
+        return -float(offsets[self.width - n_open]) + 0.5 * self.offset_spacing
 
 
 class DAMGate2d(DAMGate):
@@ -154,10 +195,21 @@ class DAMGate2d(DAMGate):
     The gate of :class:`DAMGate` with its values shaped ``(1, C, 1, 1)``, for the
     structured pruning of convolutional channels.
 
+    With ``groups > 1`` the channels are split into ``groups`` consecutive blocks, as
+    a grouped convolution splits them, and the offsets interleave across the blocks:
+    position ``j`` of block ``b`` gets rank ``j * groups + b``, offset
+    ``5 * rank / channels``. The gates then close position 0 of every block, then
+    position 1, and so on, so the closed channels fall evenly across the groups and
+    a grouped convolution can lose them without changing its output (pruning a
+    grouped convolution's input removes the same positions from every group).
+
     Parameters
     ----------
     channels : int
         Number of gated channels.
+    groups : int, default=1
+        Number of channel groups to spread the closures over; it must divide
+        ``channels``. 1 gives the offsets ``5 * i / channels`` of the paper.
     steepness : float, default=1.0
         The paper's ``a``.
     initial_beta : float, default=1.0
@@ -169,10 +221,20 @@ class DAMGate2d(DAMGate):
     >>> from skdam.nn import DAMGate2d
     >>> DAMGate2d(3)(torch.ones(2, 3, 5, 5)).shape
     torch.Size([2, 3, 5, 5])
+    >>> DAMGate2d(4, groups=2).offsets  # closing order: channels 0, 2, 1, 3
+    tensor([0.0000, 2.5000, 1.2500, 3.7500])
     """
 
-    def __init__(self, channels, *, steepness=1.0, initial_beta=1.0):
+    def __init__(self, channels, *, groups=1, steepness=1.0, initial_beta=1.0):
+        if groups < 1 or channels % groups:
+            raise ValueError(f"groups must be a positive divisor of channels={channels}, got {groups}.")
+        self.groups = int(groups)
         super().__init__(channels, steepness=steepness, initial_beta=initial_beta)
+
+    def _offset_ranks(self):
+        channel = torch.arange(self.width, device=self.offsets.device)
+        per_group = self.width // self.groups
+        return (channel % per_group) * self.groups + channel // per_group
 
     def _broadcast(self, values):
         return values.view(1, -1, 1, 1)
