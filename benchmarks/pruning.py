@@ -42,7 +42,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -93,7 +93,7 @@ class DAMAutoencoder(_BaseDAM):
     ----------
     n_components_ : int
         The number of open gates: the discovered dimension.
-    unexplained_variance_ : ndarray of shape (max_components_ + 1,)
+    unexplained_variance_ : ndarray of shape (max_components + 1,)
         Entry ``k``: the share of the variance (of the validation rows with
         ``early_stopping``) left unexplained with ``k`` open units after the
         network adapted to them, as the fit measured it; NaN where it did not

@@ -85,7 +85,7 @@ class DAMEmbedding(_BaseDAM):
     n_components_ : int
         The number of open gates: the discovered dimension, the number of principal
         components that explain more than ``alpha`` of the variance.
-    unexplained_variance_ : ndarray of shape (max_components_ + 1,)
+    unexplained_variance_ : ndarray of shape (max_components + 1,)
         Entry ``k``: the share of the training variance left unexplained with the
         ``k`` strongest components, ``1 - sum(explained_variance_ratio)`` of PCA
         with ``k``; entry 0 is 1. ``n_components_`` is the number of ``k`` with
@@ -96,7 +96,7 @@ class DAMEmbedding(_BaseDAM):
     noise_variance_ : float
         Mean variance of the directions left out, as PCA's: the isotropic noise of
         the probabilistic PCA model behind ``score``.
-    singular_values_ : ndarray of shape (n_components_,)
+    singular_values_ : ndarray of shape (n_components,)
         ``sqrt(explained_variance_ * (n_samples_ - 1))``, as PCA's.
     n_samples_ : int
         Rows the explained variances were computed on.

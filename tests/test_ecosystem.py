@@ -20,6 +20,11 @@ WORKER_MEMORY_LIMIT = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
+def fitted_embedding(low_rank_data):
+    return DAMEmbedding(random_state=0).fit(low_rank_data)
+
+
+@pytest.fixture(scope="module")
 def chunk_trained(low_rank_data):
     """An autoencoder trained by partial_fit, so it carries optimiser state too."""
     estimator = DAMAutoencoder(hidden_layer_sizes=(16,), random_state=0)
@@ -100,13 +105,16 @@ def test_saved_state_holds_no_torch_objects(chunk_trained):
     assert isinstance(state["module_"]["state"]["gate.beta"], np.ndarray)
 
 
-def test_pickle_and_joblib_round_trips(chunk_trained, low_rank_data, tmp_path):
-    expected = chunk_trained.transform(low_rank_data)
+@pytest.mark.parametrize("trained", ["chunk_trained", "fitted_embedding"])
+def test_pickle_and_joblib_round_trips(trained, request, low_rank_data, tmp_path):
+    estimator = request.getfixturevalue(trained)
+    expected = estimator.transform(low_rank_data)
     path = tmp_path / "model.joblib"
-    joblib.dump(chunk_trained, path)
-    for restored in (pickle.loads(pickle.dumps(chunk_trained)), joblib.load(path)):
+    joblib.dump(estimator, path)
+    for restored in (pickle.loads(pickle.dumps(estimator)), joblib.load(path)):
         np.testing.assert_array_equal(restored.transform(low_rank_data), expected)
-        np.testing.assert_array_equal(restored.inverse_transform(expected), chunk_trained.inverse_transform(expected))
+        np.testing.assert_array_equal(restored.inverse_transform(expected), estimator.inverse_transform(expected))
+        np.testing.assert_array_equal(restored.unexplained_variance_, estimator.unexplained_variance_)
 
 
 def test_skops_trusts_only_skdam_types(chunk_trained, low_rank_data, tmp_path):

@@ -108,26 +108,10 @@ def test_rows_are_transformed_independently(name, request, low_rank_data, curved
     np.testing.assert_allclose(whole[:40], one_by_one, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["fitted_embedding", "fitted_autoencoder"])
-def test_pickle_round_trip(name, request, low_rank_data, curved_data):
-    estimator = request.getfixturevalue(name)
-    X = low_rank_data if name == "fitted_embedding" else curved_data
-    restored = pickle.loads(pickle.dumps(estimator))
-    np.testing.assert_array_equal(restored.transform(X), estimator.transform(X))
-    assert restored.n_components_ == estimator.n_components_
-
-
 def test_clone_is_unfitted_with_same_params(fitted_autoencoder):
     cloned = clone(fitted_autoencoder)
     assert cloned.get_params() == fitted_autoencoder.get_params()
     assert not hasattr(cloned, "n_components_")
-
-
-def test_same_random_state_is_bit_identical(curved_data):
-    first = DAMAutoencoder(hidden_layer_sizes=(16,), random_state=3).fit(curved_data)
-    second = DAMAutoencoder(hidden_layer_sizes=(16,), random_state=3).fit(curved_data)
-    np.testing.assert_array_equal(first.transform(curved_data), second.transform(curved_data))
-    assert first.loss_curve_ == second.loss_curve_
 
 
 def test_fitted_attributes_are_consistent(fitted_autoencoder, curved_data):
@@ -213,15 +197,6 @@ def test_pipeline_grid_search_and_cross_validation():
     ]
     # Stronger regularization keeps fewer dimensions.
     assert dimensions[0] > dimensions[1]
-
-
-def test_set_output_pandas_keeps_names(low_rank_data):
-    pd = pytest.importorskip("pandas")
-    frame = pd.DataFrame(low_rank_data, columns=[f"x{i}" for i in range(low_rank_data.shape[1])])
-    estimator = DAMEmbedding(random_state=0).set_output(transform="pandas").fit(frame)
-    out = estimator.transform(frame)
-    assert list(out.columns) == [f"damembedding{i}" for i in range(4)]
-    assert list(estimator.feature_names_in_) == list(frame.columns)
 
 
 def test_float32_is_preserved(low_rank_data):
