@@ -26,7 +26,7 @@ _MODULE_OF = {
     "DAMAutoencoder": "._autoencoder",
     "DAMEmbedding": "._embedding",
     "GateDisplay": "._plot",
-    "ReconstructionDisplay": "._plot",
+    "ReconstructionDisplay": "._reconstruction_display",
     "TrainingDivergedError": "._training",
     "reconstruction_curve": "._reconstruction_curve",
 }
@@ -34,7 +34,8 @@ _MODULE_OF = {
 if TYPE_CHECKING:  # for type checkers and IDEs, which do not run __getattr__
     from ._autoencoder import DAMAutoencoder
     from ._embedding import DAMEmbedding
-    from ._plot import GateDisplay, ReconstructionDisplay
+    from ._plot import GateDisplay
+    from ._reconstruction_display import ReconstructionDisplay
     from ._reconstruction_curve import reconstruction_curve
     from ._training import TrainingDivergedError
 

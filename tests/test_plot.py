@@ -200,7 +200,7 @@ def refits_forbidden(monkeypatch):
         raise AssertionError("refitted")
 
     monkeypatch.setattr("skdam._reconstruction_curve.clone", refuse)
-    monkeypatch.setattr("skdam._plot.reconstruction_curve", refuse)
+    monkeypatch.setattr("skdam._reconstruction_display.reconstruction_curve", refuse)
     monkeypatch.setattr(DAMEmbedding, "fit", refuse)
     monkeypatch.setattr(DAMAutoencoder, "fit", refuse)
 
