@@ -193,8 +193,7 @@ def test_small_data_trains_until_the_gates_settle(name):
     assert estimator.stop_reason_ == "converged"
     # The gates settle on the rank; a perceptron may then thread 60 rows with fewer
     # units (the count after settling is judged on the rows it trains on).
-    adapted = [record for record in estimator.n_components_curve_]
-    assert 3 in adapted and estimator.n_components_ <= 3
+    assert 3 in estimator.n_components_curve_ and estimator.n_components_ <= 3
     if name == "embedding":
         assert estimator.n_components_ == 3
 
