@@ -151,7 +151,8 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         continuing = incremental and hasattr(self, "module_")
         X = self._validate_for_training(X, reset=not continuing, ensure_min_samples=1 if continuing else 2)
         device = resolve_device(self.device)
-        trainer, axes, history, X_validation = getattr(self, "_trainer", None) if incremental else None, None, [], None
+        trainer = getattr(self, "_trainer", None) if incremental else None  # partial_fit goes on
+        axes, history, X_validation = None, [], None
         if trainer is not None:
             history = self._history()
         else:
