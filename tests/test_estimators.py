@@ -54,8 +54,10 @@ def test_embedding_inverse_transform_is_affine_in_components(fitted_embedding, l
 @pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
 @pytest.mark.parametrize("factor", [1e-3, 1e3])
 def test_scaling_the_data_keeps_the_dimension(Estimator, factor, low_rank_data):
-    reference = Estimator(random_state=0).fit(low_rank_data)
-    scaled = Estimator(random_state=0).fit(low_rank_data * factor)
+    # 600 rows: the autoencoder's count is judged on held-out rows (early_stopping),
+    # as a network can thread 600 rows of 4 dimensions with 3 units.
+    reference = Estimator(early_stopping=True, random_state=0).fit(low_rank_data)
+    scaled = Estimator(early_stopping=True, random_state=0).fit(low_rank_data * factor)
     assert scaled.n_components_ == reference.n_components_ == 4
     if Estimator is DAMEmbedding:
         # The linear model is exactly equivariant: the embedding scales with X.
@@ -214,8 +216,8 @@ def test_linear_experiment_smaller_copy_finds_rank():
 @pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
 def test_mixed_precision_training_finds_the_rank(Estimator, low_rank_data):
     # bfloat16 autocast runs on any CPU (slowly without AMX), so this is tested here.
-    estimator = Estimator(mixed_precision=True, random_state=0).fit(low_rank_data)
-    in_float32 = Estimator(mixed_precision=False, random_state=0).fit(low_rank_data)
+    estimator = Estimator(mixed_precision=True, early_stopping=True, random_state=0).fit(low_rank_data)
+    in_float32 = Estimator(mixed_precision=False, early_stopping=True, random_state=0).fit(low_rank_data)
     assert estimator.mixed_precision_ is True
     assert estimator.n_components_ == in_float32.n_components_ == 4
     assert all(parameter.dtype == torch.float32 for parameter in estimator.module_.parameters())
