@@ -27,13 +27,20 @@ from ._runtime import as_tensor, module_on
 #: Noise variance is kept above this share of the data's mean feature variance, so
 #: that a model reconstructing its training rows exactly still has a finite density.
 SMALLEST_NOISE_SHARE = 1e-10
+#: Rows the code's moments and the noise variance are estimated on, at most.
+STATISTICS_ROWS = 8192
 
 
 @torch.no_grad()
 def code_statistics(module, open_units, X, device):
     """Mean and variance (ddof=1) of the open units' code over ``X``, and the noise
     variance: the squared reconstruction error per direction left out, as PCA's
-    ``noise_variance_``, kept above ``SMALLEST_NOISE_SHARE`` of the data's."""
+    ``noise_variance_``, kept above ``SMALLEST_NOISE_SHARE`` of the data's.
+
+    At most ``STATISTICS_ROWS`` evenly spaced rows are read: a few moments need no
+    more, and a pass over all of a large X costs a share of the fit.
+    """
+    X = X[:: max(1, X.shape[0] // STATISTICS_ROWS)]
     open_units = torch.as_tensor(open_units, device=device)
     code_sum = torch.zeros(len(open_units), dtype=torch.float64, device=device)
     code_square, error_sum = torch.zeros_like(code_sum), torch.zeros((), dtype=torch.float64, device=device)

@@ -146,9 +146,10 @@ class AdaptedUnitCount:
         # data; the validation rows with early_stopping.
         judged = X_train if X_validation is None else X_validation
         count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
+        if not self._may_be_wrong(last_record.monitored_error, count, alpha):
+            return False  # on the last epoch's error: no full pass where nothing is searched
         self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size)
-        stuck = stuck_at_linear_start(self.errors[count], count, self.linear_errors, alpha)
-        if not (stuck or beaten_by_linear_start(self.errors[count], count, self.linear_errors, alpha)):
+        if not self._may_be_wrong(self.errors[count], count, alpha):
             return False
         if not self.search:
             start = snapshot(module)
@@ -178,6 +179,12 @@ class AdaptedUnitCount:
                 count = neighbour
         trainer.last_good_state = snapshot(module)
         return True
+
+    def _may_be_wrong(self, error, count, alpha):
+        """Whether the settled network is stuck at, or beaten by, PCA."""
+        return stuck_at_linear_start(error, count, self.linear_errors, alpha) or beaten_by_linear_start(
+            error, count, self.linear_errors, alpha
+        )
 
     def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end):
         """Adapt the network to ``count`` open units; the error it reaches on ``judged``.
