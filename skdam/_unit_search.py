@@ -146,11 +146,15 @@ class AdaptedUnitCount:
         # data; the validation rows with early_stopping.
         judged = X_train if X_validation is None else X_validation
         count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
-        if not self._may_be_wrong(last_record.monitored_error, count, alpha):
-            return False  # on the last epoch's error: no full pass where nothing is searched
-        self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size)
-        if not self._may_be_wrong(self.errors[count], count, alpha):
-            return False
+        settled = count
+        if self.search:
+            count = self._close_units_worth_nothing(trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
+        # On the last epoch's error first: no full pass where nothing is searched.
+        if count != settled or self._may_be_wrong(last_record.monitored_error, count, alpha):
+            self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size)
+        if count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha):
+            trainer.last_good_state = snapshot(module)
+            return count != settled
         if not self.search:
             start = snapshot(module)
             adapted = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end)
@@ -179,6 +183,27 @@ class AdaptedUnitCount:
                 count = neighbour
         trainer.last_good_state = snapshot(module)
         return True
+
+    def _close_units_worth_nothing(self, trainer, rows, count, lowest, history, on_epoch_end):
+        """Close the weakest units while each costs at most ``alpha`` without adapting.
+
+        The error with a unit closed and the network as it is bounds the adapted
+        one from above, so such a closure stands by the rule at the price of two
+        passes over a few thousand rows; training is spent on the closer calls.
+        """
+        module, alpha = trainer.module, trainer.settings.alpha
+        error = reconstruction_error(module, rows, trainer.settings.batch_size)
+        while count > lowest:
+            start = snapshot(module)
+            module.set_open_count(count - 1)
+            closed_error = reconstruction_error(module, rows, trainer.settings.batch_size)
+            if closed_error - error > alpha:
+                module.load_state_dict(start)
+                break
+            count, error = count - 1, closed_error
+            self.errors[count] = error
+            _record(trainer, error, count, history, on_epoch_end)
+        return count
 
     def _may_be_wrong(self, error, count, alpha):
         """Whether the settled network is stuck at, or beaten by, PCA."""
