@@ -22,7 +22,6 @@ from ._training import EpochRecord, reconstruction_error, snapshot
 CHECK_ROWS = 4096
 
 
-
 def count_by_rule(errors, alpha, count, lowest, highest):
     """Move ``count`` one unit at a time until the rule holds on both sides.
 
