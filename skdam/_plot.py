@@ -40,6 +40,19 @@ def _axes_or_new_figure(ax, caller_name, **subplots_kwargs):
     return ax
 
 
+def _panel_axes(ax, kind, kinds, caller_name, panel_size):
+    """The Axes of a display's panels, both (``kind="both"``) or one, checked."""
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}, got {kind!r}.")
+    n_panels = 2 if kind == "both" else 1
+    width, height = panel_size
+    ax = _axes_or_new_figure(ax, caller_name, ncols=n_panels, figsize=(width * n_panels, height))
+    axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
+    if axes.size != n_panels:
+        raise ValueError(f'kind="{kind}" draws on {n_panels} Axes, got {axes.size}.')
+    return axes
+
+
 def _estimator_name(estimator, name):
     return type(estimator).__name__ if name is None else name
 
@@ -167,14 +180,8 @@ class GateDisplay:
             The display itself, with ``ax_``, ``figure_``, the Axes of each panel
             and their artists set (None for a panel not drawn).
         """
-        if kind not in GATE_KINDS:
-            raise ValueError(f"kind must be one of {GATE_KINDS}, got {kind!r}.")
+        axes = _panel_axes(ax, kind, GATE_KINDS, f"{type(self).__name__}.plot", panel_size=(5.5, 3.8))
         name = self.name if name is None else name
-        n_panels = 2 if kind == "both" else 1
-        ax = _axes_or_new_figure(ax, f"{type(self).__name__}.plot", ncols=n_panels, figsize=(5.5 * n_panels, 3.8))
-        axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-        if axes.size != n_panels:
-            raise ValueError(f'kind="{kind}" draws on {n_panels} Axes, got {axes.size}.')
 
         self.gates_ax_ = self.epochs_ax_ = self.error_ax_ = None
         self.open_bars_ = self.closed_markers_ = None
@@ -185,7 +192,7 @@ class GateDisplay:
         if kind in ("both", "epochs"):
             self.epochs_ax_ = axes[-1]
             self._plot_epochs(self.epochs_ax_, name)
-        self.ax_ = axes if n_panels == 2 else axes[0]
+        self.ax_ = axes if axes.size == 2 else axes[0]
         self.figure_ = axes[0].figure
         return self
 

@@ -7,7 +7,7 @@ fitted ``unexplained_variance_`` and from :func:`skdam.reconstruction_curve`.
 import numpy as np
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._plot import _axes_or_new_figure, _estimator_name, _import_pyplot
+from ._plot import _estimator_name, _import_pyplot, _panel_axes
 from ._reconstruction_curve import reconstruction_curve
 
 RECONSTRUCTION_KINDS = ("both", "error", "gains")
@@ -239,14 +239,8 @@ class ReconstructionDisplay:
             The display itself, with ``ax_``, ``figure_``, the Axes of each panel and
             their artists set (None for what is not drawn).
         """
-        if kind not in RECONSTRUCTION_KINDS:
-            raise ValueError(f"kind must be one of {RECONSTRUCTION_KINDS}, got {kind!r}.")
+        axes = _panel_axes(ax, kind, RECONSTRUCTION_KINDS, f"{type(self).__name__}.plot", panel_size=(5.8, 4))
         name = (self.name if name is None else name) or "estimator"
-        n_panels = 2 if kind == "both" else 1
-        ax = _axes_or_new_figure(ax, f"{type(self).__name__}.plot", ncols=n_panels, figsize=(5.8 * n_panels, 4))
-        axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
-        if axes.size != n_panels:
-            raise ValueError(f'kind="{kind}" draws on {n_panels} Axes, got {axes.size}.')
 
         self.error_ax_ = self.gains_ax_ = None
         self.measured_line_ = self.line_ = self.pca_line_ = self.found_marker_ = None
@@ -257,7 +251,7 @@ class ReconstructionDisplay:
         if kind in ("both", "gains"):
             self.gains_ax_ = axes[-1]
             self._plot_gains(self.gains_ax_, name)
-        self.ax_ = axes if n_panels == 2 else axes[0]
+        self.ax_ = axes if axes.size == 2 else axes[0]
         self.figure_ = axes[0].figure
         return self
 
