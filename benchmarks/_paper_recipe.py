@@ -82,6 +82,9 @@ class RecipeTraining:
         The training rows, float32.
     seed : int, default=0
         Seeds the weights and the batches.
+    device : str or torch.device, default="cpu"
+        Where the model and ``X`` live; on a GPU each epoch waits for its kernels,
+        so that timing an epoch times its work.
     penalty : float, default=None
         The recipe's lambda when None.
 
@@ -93,16 +96,17 @@ class RecipeTraining:
         The recipe's own number of epochs.
     """
 
-    def __init__(self, name, X, *, seed=0, penalty=None):
+    def __init__(self, name, X, *, seed=0, penalty=None, device="cpu"):
         recipe = RECIPES[name]
         torch.manual_seed(seed)  # a benchmark process of its own: the global seed is fine here
-        self.model = recipe["build"]()
+        self.device = torch.device(device)
+        self.model = recipe["build"]().to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe["learning_rate"], weight_decay=recipe["weight_decay"])
         self.penalty = recipe["penalty"] if penalty is None else penalty
         self.epochs = recipe["epochs"]
         self.batch_size = recipe["batch_size"] or X.shape[0]
         self.generator = torch.Generator().manual_seed(seed)
-        self.X = X
+        self.X = X.to(self.device)
 
     def run_epoch(self):
         """One pass over ``X``: shuffled mini-batches, or the full batch as published."""
@@ -115,6 +119,8 @@ class RecipeTraining:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
 def train_recipe(name, X, *, epochs=None, seed=0, penalty=None):

@@ -1,41 +1,49 @@
 """Structured pruning of a residual network: DAM in one stage against network slimming.
 
-A CIFAR-style ResNet-20 (three stages of three basic blocks, 16/32/64 channels,
-1x1 convolution shortcuts where the shape changes) on Fashion-MNIST, with the
-images average-pooled to 14x14 and a seeded subset of the training images, so that
-the whole script takes about 20 CPU-minutes (one thread), well under 45 minutes of
-wall-clock time on 2 busy cores:
+A CIFAR-style ResNet (three stages of basic blocks, 16/32/64 channels, 1x1
+convolution shortcuts where the shape changes) on Fashion-MNIST, at one of two
+scales (``--scale``):
 
-1. the unpruned network, trained ``EPOCHS`` epochs;
+- ``cpu`` (default): ResNet-20 on the images average-pooled to 14x14 and a seeded
+  subset of 12000 training images, 8 epochs, so that the whole script takes about
+  20 CPU-minutes (one thread), well under 45 minutes of wall-clock time on 2 busy
+  cores;
+- ``paper``: the authors' depth class, ResNet-56, on all 60000 images at 28x28, for
+  a GPU; ``pruning_paper_scale.py`` runs it inside a budget of GPU time.
+
+The networks:
+
+1. the unpruned network, trained ``epochs`` epochs;
 2. DAM in one stage (the authors' recipe, shortened): ``place_gates`` puts a
    ``DAMGate2d`` after the first batch normalisation of every block (the block's
-   internal channels), ``beta`` frozen for ``COLD_START_EPOCHS``, then
+   internal channels), ``beta`` frozen for the cold start, then
    ``alpha * beta_penalty(model)`` (the authors' ``mean(clamp(beta, -5))``) added
-   to the loss, the same ``EPOCHS`` epochs in all, then ``skdam.nn.prune`` and no
-   fine-tuning, at several alphas; and a variant with the gates frozen and the
-   penalty off for the last ``SETTLE_EPOCHS``;
+   to the loss, the same epochs in all, then ``skdam.nn.prune`` and no fine-tuning,
+   at several alphas; and a variant with the gates frozen and the penalty off for
+   the last epochs (still one stage, the same epochs in all);
 3. network slimming (Liu et al., ICCV 2017): an L1 penalty on the scales of the
-   same batch normalisations for ``EPOCHS`` epochs, the channels with the smallest
+   same batch normalisations for the same epochs, the channels with the smallest
    scales removed through Torch-Pruning's dependency graph until the FLOPs match
-   each DAM network's, then ``FINE_TUNE_EPOCHS`` epochs of fine-tuning.
+   each DAM network's, then fine-tuning.
 
 Parameters and FLOPs (multiply-accumulates, as Torch-Pruning's
-``count_ops_and_params`` counts them, for one 14x14 image), test accuracy on the
-10000 test images, total training epochs, and training time as a ratio to the
-unpruned network's in the same run.
+``count_ops_and_params`` counts them, for one image), test accuracy on the 10000
+test images, total training epochs, and training time as a ratio to the unpruned
+network's in the same run: CPU seconds of the training process (one thread) on the
+CPU, wall-clock seconds on a GPU.
 
 Trained networks are cached (``PRUNING_CACHE``, default ``/tmp/skdam-pruning-cache``)
 so a second run repeats only what changed; ``--only unpruned,dam-0.2`` trains just
-those networks and stops, so that the trainings can share the cores as separate
+those networks and stops, so that the trainings can share the machine as separate
 processes, and a last run without ``--only`` prunes, fine-tunes and reports.
-Times are CPU seconds of the training process (one thread), as ratios to the
-unpruned network's.
 
-Usage: ``python benchmarks/pruning.py [--only NAME,...]``; needs ``pip install -e ".[prune,bench]"``
-and Debian's ``dataset-fashion-mnist``.
+Usage: ``python benchmarks/pruning.py [--scale cpu|paper] [--epochs E] [--only NAME,...]``;
+needs ``pip install -e ".[prune,bench]"`` and Debian's ``dataset-fashion-mnist``.
 """
 
 import copy
+import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -48,22 +56,85 @@ from torch import nn
 from _common import Report, command_line, limit_threads, machine_description, save_figure
 from _fashion_mnist import ensure_installed, load_fashion_mnist
 
-N_THREADS = 1  # measured: on 2 shared cores a second torch thread made an epoch 4x slower
-N_TRAIN = 12000
-EPOCHS = 8
-COLD_START_EPOCHS = 1  # the authors: 20 of 200 epochs
-FINE_TUNE_EPOCHS = 4
-BATCH_SIZE = 128
 LEARNING_RATE = 0.05  # the authors' SGD learning rate
 WEIGHT_DECAY = 5e-4
-ALPHAS = [0.2, 0.27, 0.3, 0.35, 0.5]
-# A variant: the gates frozen and the penalty off for the last epochs, so that the
-# network adapts to the channels left (still one stage, the same epochs in all).
-SETTLE_EPOCHS = 2
-SETTLE_ALPHAS = [0.35]
 SLIMMING_PENALTY = 1e-4  # Liu et al.'s lambda on CIFAR
 SEED = 0
-CACHE = Path(os.environ.get("PRUNING_CACHE", "/tmp/skdam-pruning-cache"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One size of the experiment: the network, the images, the data and the epochs."""
+
+    name: str
+    blocks_per_stage: int  # 3: ResNet-20, 9: ResNet-56
+    image_pool: int  # 2: images average-pooled to 14x14, 1: the full 28x28
+    n_train: int  # a seeded subset of the 60000 training images
+    epochs: int
+    cold_start_epochs: int  # the authors: 20 of 200 epochs
+    # A variant: the gates frozen and the penalty off for the last epochs, so that the
+    # network adapts to the channels left (still one stage, the same epochs in all).
+    settle_epochs: int
+    fine_tune_epochs: int
+    alphas: tuple
+    settle_alphas: tuple
+    batch_size: int = 128
+    threads: int = 1
+
+    @property
+    def learning_rate(self):
+        """The authors' rate at batch 128, scaled linearly with the batch (Goyal et al.)."""
+        return LEARNING_RATE * self.batch_size / 128
+
+    @property
+    def network(self):
+        return f"ResNet-{6 * self.blocks_per_stage + 2}"
+
+    @property
+    def image_side(self):
+        return 28 // self.image_pool
+
+    def with_epochs(self, epochs):
+        """The same scale trained ``epochs`` epochs, the other phases in proportion."""
+        ratio = epochs / self.epochs
+        return dataclasses.replace(
+            self, epochs=epochs, cold_start_epochs=max(1, round(self.cold_start_epochs * ratio)),
+            settle_epochs=max(1, round(self.settle_epochs * ratio)),
+            fine_tune_epochs=max(1, round(self.fine_tune_epochs * ratio)),
+        )
+
+
+SCALES = {
+    # About 20 CPU-minutes (one thread): measured, on 2 shared cores a second torch
+    # thread made an epoch 4x slower.
+    "cpu": Scale("cpu", 3, 2, 12000, epochs=8, cold_start_epochs=1, settle_epochs=2, fine_tune_epochs=4,
+                 alphas=(0.2, 0.27, 0.3, 0.35, 0.5), settle_alphas=(0.35,)),
+    # The paper's depth and the whole data set, for a GPU: the epochs are what the
+    # device budget allows (--epochs), the phases keep the authors' proportions
+    # (cold start 10 %), fine-tuning half the training.
+    "paper": Scale("paper", 9, 1, 60000, epochs=200, cold_start_epochs=20, settle_epochs=20, fine_tune_epochs=100,
+                   alphas=(0.2, 0.3, 0.5), settle_alphas=(0.3,), batch_size=128, threads=2),
+}
+
+
+def cache_directory(scale):
+    root = Path(os.environ.get("PRUNING_CACHE", "/tmp/skdam-pruning-cache"))
+    return root if scale == SCALES["cpu"] else root / f"{scale.name}-{scale.epochs}-{scale.n_train}"
+
+
+def training_device():
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def stopwatch(device):
+    """Seconds of training work: CPU time of this process on the CPU, where the wall
+    clock counts the other processes' work too; wall-clock time on a GPU."""
+    if device.type == "cuda":
+        def now():
+            torch.cuda.synchronize(device)
+            return time.perf_counter()
+        return now
+    return time.process_time
 
 
 class BasicBlock(nn.Module):
@@ -87,11 +158,12 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
-def resnet20(widths=(16, 32, 64), n_classes=10, generator=None):
+def resnet(blocks_per_stage, widths=(16, 32, 64), n_classes=10, generator=None):
+    """He et al.'s CIFAR ResNet-(6n+2): three stages of ``n`` basic blocks, one input channel."""
     layers = [nn.Conv2d(1, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
     in_channels = widths[0]
     for stage, width in enumerate(widths):
-        for block in range(3):
+        for block in range(blocks_per_stage):
             layers.append(BasicBlock(in_channels, width, 2 if stage > 0 and block == 0 else 1))
             in_channels = width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, n_classes)]
@@ -110,22 +182,19 @@ def is_internal_batchnorm(name, module):
     return name.endswith("bn1") and isinstance(module, nn.BatchNorm2d)
 
 
-def load_data(generator):
+def load_data(scale, generator):
     X_train, y_train = load_fashion_mnist("train")
     X_test, y_test = load_fashion_mnist("test")
 
-    def images(X):  # rows in [-1, 1] -> (N, 1, 14, 14)
-        return nn.functional.avg_pool2d(torch.from_numpy(X).reshape(-1, 1, 28, 28), 2)
+    def images(X):  # rows in [-1, 1] -> (N, 1, side, side)
+        return nn.functional.avg_pool2d(torch.from_numpy(X).reshape(-1, 1, 28, 28), scale.image_pool)
 
-    subset = torch.randperm(len(X_train), generator=generator)[:N_TRAIN]
+    subset = torch.randperm(len(X_train), generator=generator)[: scale.n_train]
     return images(X_train)[subset], torch.from_numpy(y_train)[subset], images(X_test), torch.from_numpy(y_test)
 
 
-def train(model, X, y, *, epochs, learning_rate, generator, penalty=None, cold_start_epochs=0, settle_epochs=0):
-    """SGD with momentum and a cosine schedule; returns the CPU seconds of this process.
-
-    CPU time, not wall-clock time: on a shared machine the wall clock counts the
-    other processes' work too, and with one thread CPU time is the work done.
+def train(model, X, y, *, scale, epochs, learning_rate, generator, penalty=None, cold_start_epochs=0, settle_epochs=0):
+    """SGD with momentum and a cosine schedule, on ``X``'s device; returns its seconds.
 
     ``penalty(model)`` is added to the cross-entropy after ``cold_start_epochs``;
     until then DAM gates (if any) are frozen; they are frozen again, and the penalty
@@ -133,6 +202,8 @@ def train(model, X, y, *, epochs, learning_rate, generator, penalty=None, cold_s
     """
     from skdam.nn import DAMGate, freeze_gates
 
+    device = X.device
+    model.to(device)
     has_gates = any(isinstance(module, DAMGate) for module in model.modules())
     betas = [parameter for name, parameter in model.named_parameters() if name.endswith("beta")]
     weights = [parameter for name, parameter in model.named_parameters() if not name.endswith("beta")]
@@ -140,20 +211,24 @@ def train(model, X, y, *, epochs, learning_rate, generator, penalty=None, cold_s
     if betas:
         groups.append({"params": betas, "weight_decay": 0.0})
     optimizer = torch.optim.SGD(groups, lr=learning_rate, momentum=0.9)
-    steps_per_epoch = math.ceil(len(X) / BATCH_SIZE)
+    batch_size = scale.batch_size
+    steps_per_epoch = math.ceil(len(X) / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
-    start = time.process_time()
+    now = stopwatch(device)
+    start = now()
     model.train()
     for epoch in range(epochs):
         gates_learn = cold_start_epochs <= epoch < epochs - settle_epochs
         if has_gates:
             freeze_gates(model, frozen=not gates_learn)
+        # Drawn on the CPU generator, so that a GPU run sees the CPU run's batches.
         order = torch.randperm(len(X), generator=generator)
-        for first in range(0, len(X), BATCH_SIZE):
-            batch = order[first : first + BATCH_SIZE]
+        flips = (torch.rand(len(X), generator=generator) < 0.5).to(device)  # horizontal flips
+        order = order.to(device)
+        for first in range(0, len(X), batch_size):
+            batch = order[first : first + batch_size]
             inputs = X[batch]
-            flip = torch.rand(len(batch), generator=generator) < 0.5  # horizontal flips
-            inputs = torch.where(flip[:, None, None, None], inputs.flip(-1), inputs)
+            inputs = torch.where(flips[first : first + len(batch), None, None, None], inputs.flip(-1), inputs)
             loss = nn.functional.cross_entropy(model(inputs), y[batch])
             if penalty is not None and gates_learn:
                 loss = loss + penalty(model)
@@ -162,13 +237,15 @@ def train(model, X, y, *, epochs, learning_rate, generator, penalty=None, cold_s
             optimizer.step()
             scheduler.step()
     model.eval()
-    return time.process_time() - start
+    return now() - start
 
 
 @torch.no_grad()
 def accuracy(model, X, y):
-    model.eval()
+    """Test accuracy, computed on ``X``'s device; the model is left on the CPU."""
+    model.eval().to(X.device)
     predictions = torch.cat([model(X[i : i + 1000]).argmax(1) for i in range(0, len(X), 1000)])
+    model.cpu()
     return float((predictions == y).float().mean())
 
 
@@ -179,16 +256,18 @@ def count(model, example):
     return int(macs), int(n_parameters)
 
 
-def cached(name, build, run):
-    """Train ``build()`` with ``run(model) -> dict`` once; later runs load it."""
-    path = CACHE / f"{name}.pt"
+def cached(scale, name, build, run):
+    """Train ``build()`` with ``run(model) -> dict`` once; later runs load it (on the CPU)."""
+    directory = cache_directory(scale)
+    path = directory / f"{name}.pt"
     model = build()
     if path.exists():
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, weights_only=False, map_location="cpu")
         model.load_state_dict(saved["state"])
         return model.eval(), saved["record"]
     record = run(model)
-    CACHE.mkdir(parents=True, exist_ok=True)
+    model.cpu()
+    directory.mkdir(parents=True, exist_ok=True)
     torch.save({"state": model.state_dict(), "record": record}, path)
     return model.eval(), record
 
@@ -223,113 +302,178 @@ def slim(model, example, target_macs):
     return pruned_with(float(candidates[min(low, len(candidates) - 1)]) + 1e-12)
 
 
+def probe(scale, X, y, steps, start_at=None):
+    """Seconds per training step of a gated network with the penalty on, after warm-up.
+
+    ``start_at`` (a ``time.time()``): wait until then after the warm-up, so that probes
+    started side by side time their steps while all of them run.
+    """
+    from skdam.nn import beta_penalty, place_gates
+
+    model = resnet(scale.blocks_per_stage, generator=torch.Generator().manual_seed(SEED))
+    place_gates(model, is_internal_batchnorm)
+    probe_scale = dataclasses.replace(scale, n_train=steps * scale.batch_size)
+    X, y = X[: probe_scale.n_train], y[: probe_scale.n_train]
+    run = lambda: train(model, X, y, scale=probe_scale, epochs=1, learning_rate=scale.learning_rate,  # noqa: E731
+                        generator=torch.Generator().manual_seed(SEED), penalty=beta_penalty)
+    run()  # warm-up: kernels chosen, memory allocated
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
+    return run() / steps
+
+
 def main():
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", choices=SCALES, default="cpu", help="cpu: ResNet-20 at 14x14 on a subset; paper: ResNet-56 on all 28x28 images (a GPU)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per training; the other phases in proportion")
     parser.add_argument("--only", default=None, help="comma-separated runs to train, then stop")
-    parser.add_argument("--alphas", default=",".join(map(str, ALPHAS)), help="comma-separated DAM alphas")
+    parser.add_argument("--alphas", default=None, help="comma-separated DAM alphas")
+    parser.add_argument("--settle-alphas", default=None, help="comma-separated DAM alphas of the frozen-gates variant")
+    parser.add_argument("--batch-size", type=int, default=None, help="the learning rate scales with it")
+    parser.add_argument("--n-train", type=int, default=None, help="training images (a seeded subset)")
+    parser.add_argument("--probe-steps", type=int, default=None, help="print the seconds per training step as JSON, then stop")
+    parser.add_argument("--probe-start", type=float, default=None, help="time.time() at which the probe starts timing")
     arguments = parser.parse_args()
-    only = arguments.only
-    alphas = [float(alpha) for alpha in arguments.alphas.split(",")]
-    only = None if only is None else only.split(",")
-    limit_threads(N_THREADS)
-    report = Report("pruning")
-    report(f"$ {command_line()}")
-    report(machine_description(N_THREADS))
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    report("lscpu: " + next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if "Model name" in line), "?"))
-    from importlib.metadata import version
-
-    report(f"torch-pruning {version('torch-pruning')}")
-    report(
-        f"ResNet-20 (16/32/64), Fashion-MNIST at 14x14, {N_TRAIN} training images (seeded subset), "
-        f"10000 test images; SGD lr {LEARNING_RATE}, momentum 0.9, cosine schedule, batch {BATCH_SIZE}, "
-        f"weight decay {WEIGHT_DECAY}; {EPOCHS} epochs per training; DAM cold start {COLD_START_EPOCHS} "
-        f"epoch(s); slimming lambda {SLIMMING_PENALTY}, fine-tuning {FINE_TUNE_EPOCHS} epochs at lr "
-        f"{LEARNING_RATE / 5}; seed {SEED}."
-    )
-    report()
+    scale = SCALES[arguments.scale]
+    if arguments.epochs is not None:
+        scale = scale.with_epochs(arguments.epochs)
+    if arguments.n_train is not None:
+        scale = dataclasses.replace(scale, n_train=arguments.n_train)
+    if arguments.alphas is not None:
+        scale = dataclasses.replace(scale, alphas=tuple(float(alpha) for alpha in arguments.alphas.split(",")))
+    if arguments.settle_alphas is not None:
+        scale = dataclasses.replace(scale, settle_alphas=tuple(float(a) for a in arguments.settle_alphas.split(",")))
+    if arguments.batch_size is not None:
+        scale = dataclasses.replace(scale, batch_size=arguments.batch_size)
+    limit_threads(scale.threads)
+    device = training_device()
     ensure_installed()
-    generator = torch.Generator().manual_seed(SEED)
-    X_train, y_train, X_test, y_test = load_data(generator)
-    example = X_test[:1]
+    X_train, y_train, X_test, y_test = (
+        tensor.to(device) for tensor in load_data(scale, torch.Generator().manual_seed(SEED))
+    )
+    if arguments.probe_steps is not None:
+        print(json.dumps({"seconds_per_step": probe(scale, X_train, y_train, arguments.probe_steps, arguments.probe_start),
+                          "steps_per_epoch": math.ceil(scale.n_train / scale.batch_size)}), flush=True)
+        return
+    example = X_test[:1].cpu()  # pruning and counting happen on the CPU
 
-    def fresh(seed):
-        return resnet20(generator=torch.Generator().manual_seed(seed))
+    from skdam.nn import beta_penalty, place_gates, prune
+
+    def fresh():
+        return resnet(scale.blocks_per_stage, generator=torch.Generator().manual_seed(SEED))
+
+    def gated():
+        model = fresh()
+        place_gates(model, is_internal_batchnorm)
+        return model
 
     def run_training(penalty=None, cold_start_epochs=0, settle_epochs=0):
         def run(model):
             seconds = train(
-                model, X_train, y_train, epochs=EPOCHS, learning_rate=LEARNING_RATE, penalty=penalty,
-                cold_start_epochs=cold_start_epochs, settle_epochs=settle_epochs,
+                model, X_train, y_train, scale=scale, epochs=scale.epochs, learning_rate=scale.learning_rate,
+                penalty=penalty, cold_start_epochs=cold_start_epochs, settle_epochs=settle_epochs,
                 generator=torch.Generator().manual_seed(SEED + 1),
             )
             return {"seconds": seconds, "accuracy": accuracy(model, X_test, y_test)}
 
         return run
 
-    from skdam.nn import beta_penalty, place_gates
-
-    def gated():
-        model = fresh(SEED)
-        place_gates(model, is_internal_batchnorm)
-        return model
-
     def slimming_penalty(model):
         return SLIMMING_PENALTY * sum(
             module.weight.abs().sum() for name, module in model.named_modules() if is_internal_batchnorm(name, module)
         )
 
+    def dam_penalty(alpha):
+        return lambda model: alpha * beta_penalty(model)
+
+    dam_keys = [str(alpha) for alpha in scale.alphas] + [f"{alpha}-settle" for alpha in scale.settle_alphas]
     trainings = {
-        "unpruned": (lambda: fresh(SEED), run_training()),
+        "unpruned": (fresh, run_training()),
+        **{f"dam-{alpha}": (gated, run_training(dam_penalty(alpha), scale.cold_start_epochs)) for alpha in scale.alphas},
         **{
-            f"dam-{alpha}": (gated, run_training(lambda m, alpha=alpha: alpha * beta_penalty(m), COLD_START_EPOCHS))
-            for alpha in alphas
+            f"dam-{alpha}-settle": (gated, run_training(dam_penalty(alpha), scale.cold_start_epochs, scale.settle_epochs))
+            for alpha in scale.settle_alphas
         },
-        **{
-            f"dam-{alpha}-settle": (
-                gated,
-                run_training(lambda m, alpha=alpha: alpha * beta_penalty(m), COLD_START_EPOCHS, SETTLE_EPOCHS),
-            )
-            for alpha in SETTLE_ALPHAS
-        },
-        "slimming-sparse": (lambda: fresh(SEED), run_training(slimming_penalty)),
+        "slimming-sparse": (fresh, run_training(slimming_penalty)),
     }
-    if only is not None:  # train the named runs in this process, report nothing
-        for name in only:
-            cached(name, *trainings[name])
+
+    def trained(name):
+        return cached(scale, name, *trainings[name])
+
+    def fine_tune(slimmed):
+        before = accuracy(slimmed, X_test, y_test)
+        seconds = train(slimmed, X_train, y_train, scale=scale, epochs=scale.fine_tune_epochs,
+                        learning_rate=scale.learning_rate / 5, generator=torch.Generator().manual_seed(SEED + 2))
+        return {"seconds": seconds, "accuracy": accuracy(slimmed, X_test, y_test), "before_fine_tuning": before}
+
+    def slimming_matched(key, macs):
+        """Network slimming pruned to ``macs`` FLOPs, then fine-tuned (cached)."""
+        sparse, _ = trained("slimming-sparse")
+        structure = slim(sparse, example, macs)
+        return cached(scale, f"slimming-fine-tuned-{key}", lambda: copy.deepcopy(structure), fine_tune)
+
+    def pruned_dam(key):
+        model, record = trained(f"dam-{key}")
+        return model, prune(model, example), record
+
+    if arguments.only is not None:  # train the named runs in this process, report nothing
+        for name in arguments.only.split(","):
+            if name.startswith("slimming-fine-tuned-"):
+                key = name.removeprefix("slimming-fine-tuned-")
+                slimming_matched(key, count(pruned_dam(key)[1], example)[0])
+            else:
+                trained(name)
         return
 
-    # 1. Unpruned.
-    baseline, baseline_record = cached("unpruned", *trainings["unpruned"])
-    base_seconds = baseline_record["seconds"]
-    base_macs, base_parameters = count(baseline, example)
-    report(f"unpruned: trained in {base_seconds:.0f} CPU s, test accuracy {baseline_record['accuracy']:.2%}")
+    report = Report("pruning" if scale.name == "cpu" else f"pruning_{scale.name}")
+    report(f"$ {command_line()}")
+    report(machine_description(scale.threads))
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    report("lscpu: " + next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if "Model name" in line), "?"))
+    from importlib.metadata import version
 
-    # 2. DAM in one stage, at several alphas.
-    dam_runs = {}  # run name suffix -> (label, model, record)
-    for key in [str(alpha) for alpha in alphas] + [f"{alpha}-settle" for alpha in SETTLE_ALPHAS]:
-        model, record = cached(f"dam-{key}", *trainings[f"dam-{key}"])
-        alpha = key.split("-")[0]
-        label = f"alpha={alpha}" + (f", gates frozen last {SETTLE_EPOCHS} epochs" if key.endswith("settle") else "")
-        dam_runs[key] = (label, model, record)
-        report(f"DAM {label}: trained in {record['seconds']:.0f} CPU s, test accuracy {record['accuracy']:.2%}")
-
-    # 3. Network slimming: sparse training once, then pruning and fine-tuning per target.
-    sparse, sparse_record = cached("slimming-sparse", *trainings["slimming-sparse"])
-    report(f"slimming sparse training: {sparse_record['seconds']:.0f} CPU s, test accuracy {sparse_record['accuracy']:.2%}")
+    report(f"torch-pruning {version('torch-pruning')}; training on {device}")
+    side = scale.image_side
+    report(
+        f"{scale.network} (16/32/64), Fashion-MNIST at {side}x{side}, {scale.n_train} training images, "
+        f"10000 test images; SGD lr {scale.learning_rate}, momentum 0.9, cosine schedule, batch {scale.batch_size}, "
+        f"weight decay {WEIGHT_DECAY}; {scale.epochs} epochs per training; DAM cold start {scale.cold_start_epochs} "
+        f"epoch(s); slimming lambda {SLIMMING_PENALTY}, fine-tuning {scale.fine_tune_epochs} epochs at lr "
+        f"{scale.learning_rate / 5}; seed {SEED}."
+    )
+    timing = ("CPU seconds of the training process (one thread)" if device.type == "cpu" else
+              "wall-clock seconds on the GPU, shared by the trainings that ran side by side")
     report()
 
-    from skdam.nn import prune
+    # 1. Unpruned.
+    baseline, baseline_record = trained("unpruned")
+    base_seconds = baseline_record["seconds"]
+    base_macs, base_parameters = count(baseline, example)
+    report(f"unpruned: trained in {base_seconds:.0f} s, test accuracy {baseline_record['accuracy']:.2%}")
+
+    # 2. DAM in one stage, at several alphas.
+    dam_runs = {}  # key -> (label, model, pruned, record)
+    for key in dam_keys:
+        model, pruned, record = pruned_dam(key)
+        alpha = key.split("-")[0]
+        label = f"alpha={alpha}" + (f", gates frozen last {scale.settle_epochs} epochs" if key.endswith("settle") else "")
+        dam_runs[key] = (label, model, pruned, record)
+        report(f"DAM {label}: trained in {record['seconds']:.0f} s, test accuracy {record['accuracy']:.2%}")
+
+    # 3. Network slimming: sparse training once, then pruning and fine-tuning per target.
+    _, sparse_record = trained("slimming-sparse")
+    report(f"slimming sparse training: {sparse_record['seconds']:.0f} s, test accuracy {sparse_record['accuracy']:.2%}")
+    report()
 
     rows = [["unpruned", f"{base_parameters:,}", f"{base_macs:,}", "100.0%", f"{baseline_record['accuracy']:.2%}", "+0.00",
-             str(EPOCHS), "1.00"]]
+             str(scale.epochs), "1.00"]]
     figure_points = {"DAM (one stage)": [], "DAM, gates frozen at the end": [], "slimming + fine-tuning": []}
-    for key, (label, model, record) in dam_runs.items():
-        pruned = prune(model, example)
+    for key, (label, model, pruned, record) in dam_runs.items():
+        X_check = X_test[:1000].cpu()
         with torch.no_grad():
-            difference = float((pruned(X_test[:1000]) - model(X_test[:1000])).abs().max())
+            difference = float((pruned(X_check) - model(X_check)).abs().max())
         macs, n_parameters = count(pruned, example)
         dam_accuracy = accuracy(pruned, X_test, y_test)
         open_channels = [gate.n_open() for gate in model.modules() if hasattr(gate, "n_open")]
@@ -337,20 +481,13 @@ def main():
                f"max |output difference| after pruning {difference:.1e}")
         rows.append([
             f"DAM {label}", f"{n_parameters:,}", f"{macs:,}", f"{macs / base_macs:.1%}", f"{dam_accuracy:.2%}",
-            f"{100 * (dam_accuracy - baseline_record['accuracy']):+.2f}", str(EPOCHS),
+            f"{100 * (dam_accuracy - baseline_record['accuracy']):+.2f}", str(scale.epochs),
             f"{record['seconds'] / base_seconds:.2f}",
         ])
         series = "DAM, gates frozen at the end" if key.endswith("settle") else "DAM (one stage)"
         figure_points[series].append((macs / base_macs, dam_accuracy))
 
-        def fine_tune(slimmed, macs=macs):
-            before = accuracy(slimmed, X_test, y_test)
-            seconds = train(slimmed, X_train, y_train, epochs=FINE_TUNE_EPOCHS, learning_rate=LEARNING_RATE / 5,
-                            generator=torch.Generator().manual_seed(SEED + 2))
-            return {"seconds": seconds, "accuracy": accuracy(slimmed, X_test, y_test), "before_fine_tuning": before}
-
-        slimmed_structure = slim(sparse, example, macs)
-        slimmed, slim_record = cached(f"slimming-fine-tuned-{key}", lambda s=slimmed_structure: copy.deepcopy(s), fine_tune)
+        slimmed, slim_record = slimming_matched(key, macs)
         slim_macs, slim_parameters = count(slimmed, example)
         slim_seconds = sparse_record["seconds"] + slim_record["seconds"]
         report(f"slimming matched to DAM {label}: accuracy {slim_record['before_fine_tuning']:.2%} before "
@@ -358,7 +495,7 @@ def main():
         rows.append([
             f"slimming at DAM {label}", f"{slim_parameters:,}", f"{slim_macs:,}", f"{slim_macs / base_macs:.1%}",
             f"{slim_record['accuracy']:.2%}", f"{100 * (slim_record['accuracy'] - baseline_record['accuracy']):+.2f}",
-            str(EPOCHS + FINE_TUNE_EPOCHS), f"{slim_seconds / base_seconds:.2f}",
+            str(scale.epochs + scale.fine_tune_epochs), f"{slim_seconds / base_seconds:.2f}",
         ])
         if not key.endswith("settle"):
             figure_points["slimming + fine-tuning"].append((slim_macs / base_macs, slim_record["accuracy"]))
@@ -369,7 +506,7 @@ def main():
          "training epochs", "training time / unpruned's"],
         rows,
     )
-    report(f"The unpruned network's training took {base_seconds:.0f} CPU seconds (one thread).")
+    report(f"Training times are {timing}; the unpruned network's took {base_seconds:.0f} s.")
     report.save()
 
     import matplotlib.pyplot as plt
@@ -380,9 +517,9 @@ def main():
         axis.plot([100 * p[0] for p in points], [100 * p[1] for p in points], marker=marker, label=label)
     axis.axhline(100 * baseline_record["accuracy"], color="0.5", linestyle="--", label="unpruned")
     axis.set(xlabel="FLOPs kept (% of the unpruned network)", ylabel="test accuracy (%)",
-             title="ResNet-20, Fashion-MNIST (14x14)")
+             title=f"{scale.network}, Fashion-MNIST ({side}x{side}), {scale.epochs} epochs")
     axis.legend()
-    save_figure(figure, "pruning")
+    save_figure(figure, "pruning" if scale.name == "cpu" else f"pruning_{scale.name}")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def time_dam(Estimator, X, seeds):
     return statistics.median(seconds), seconds, dims, epochs, estimators
 
 
-def time_recipe_slice(name, X, slice_epochs, repeats):
+def time_recipe_slice(name, X, slice_epochs, repeats, device="cpu"):
     """Median seconds per epoch of the recipe over ``repeats`` slices of epochs.
 
     Each slice is a fresh training of the recipe; its figure is the median of its
@@ -75,7 +75,7 @@ def time_recipe_slice(name, X, slice_epochs, repeats):
 
     per_epoch = []
     for repeat in range(repeats):
-        training = RecipeTraining(name, X, seed=repeat)
+        training = RecipeTraining(name, X, seed=repeat, device=device)
         epoch_median, _, _ = median_seconds(training.run_epoch, slice_epochs)
         per_epoch.append(epoch_median)
     return statistics.median(per_epoch), per_epoch, training.epochs
@@ -162,9 +162,11 @@ def section_fashion_mnist(report, args):
     X, _ = load_fashion_mnist("train")
     X_test, _ = load_fashion_mnist("test")
     report("## Fashion-MNIST (60000 x 784 float32, pixels scaled to [-1, 1])\n")
-    per_epoch, slices, total_epochs = time_recipe_slice("fashion_mnist", torch.from_numpy(X), args.fashion_slice, args.repeats)
+    per_epoch, slices, total_epochs = time_recipe_slice("fashion_mnist", torch.from_numpy(X), args.fashion_slice, args.repeats, args.device)
     recipe_estimate = per_epoch * total_epochs
-    dam_median, dam_seconds, dam_dims, dam_epochs, fitted = time_dam(DAMAutoencoder, X, range(args.fashion_seeds))
+    report(f"Recipe and DAMAutoencoder train on {args.device}; PCA on the CPU.\n")
+    default = partial(DAMAutoencoder, device=args.device)
+    dam_median, dam_seconds, dam_dims, dam_epochs, fitted = time_dam(default, X, range(args.fashion_seeds))
     autoencoder = fitted[0]
     k = autoencoder.n_components_
     pca_median, _, pca = median_seconds(lambda: PCA(k).fit(X), args.repeats)
@@ -172,7 +174,7 @@ def section_fashion_mnist(report, args):
     pca_mse_by_k = {d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(dam_dims))}
     # For context: the default trained in float32 throughout, as on a CPU without
     # bfloat16 matrix units (mixed_precision="auto" resolves to float32 there).
-    float32 = lambda random_state: DAMAutoencoder(mixed_precision=False, random_state=random_state)  # noqa: E731
+    float32 = partial(DAMAutoencoder, mixed_precision=False, device=args.device)
     f32_median, f32_seconds, f32_dims, f32_epochs, f32_fitted = time_dam(float32, X, range(args.fashion_seeds))
     f32_mse = [_test_mse(estimator, X_test) for estimator in f32_fitted]
     pca_mse_by_k.update({d: _test_mse(PCA(d).fit(X), X_test) for d in sorted(set(f32_dims) - set(pca_mse_by_k))})
@@ -514,6 +516,7 @@ def main():
     parser.add_argument("--fashion-seeds", type=int, default=3)
     parser.add_argument("--mlp-slice", type=int, default=100, help="epochs per timed slice of the MLP-kernel recipe")
     parser.add_argument("--fashion-slice", type=int, default=2, help="epochs per timed slice of the Fashion-MNIST recipe")
+    parser.add_argument("--device", default="cpu", help="where the recipe and DAMAutoencoder train in the fashion_mnist section")
     parser.add_argument("--transform-repeats", type=int, default=5)
     parser.add_argument("--compile-steps", type=int, default=200)
     parser.add_argument("--scaling-sizes", nargs="+", default=["1e4", "1e5", "1e6"])
