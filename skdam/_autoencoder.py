@@ -263,7 +263,7 @@ class DAMAutoencoder(_BaseDAM):
             steps_per_record=AUTO_STEPS_PER_EPOCH,
         )
 
-    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):
         super()._store_results(trainer, X_fit, history, stop_reason, device, unit_errors)
         self._code_mean, self._code_variance, self.noise_variance_ = code_statistics(
             self.module_, self.open_units_, X_fit, torch.device("cpu")
