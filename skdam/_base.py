@@ -82,6 +82,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
     def _activation(self):
         return "tanh"
 
+    def _hidden_share(self):
+        """Share of the entries hidden from the encoder per step when X has holes."""
+        return 0.0
+
     def _unit_count(self, linear_errors, search):
         """The step that checks the count against the rule once the gates settle."""
         return LinearUnitCount(linear_errors, search=search)
@@ -157,7 +161,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         axes, history, X_validation = None, [], None
         if trainer is not None:
             history = self._history()
-            with_settings(trainer, missing_values=missing_values)
+            with_settings(trainer, missing_values=missing_values, hidden_share=self._hidden_share() if missing_values else 0.0)
         else:
             random_state = check_random_state(self.random_state)
             generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
@@ -306,6 +310,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             scheduled_pruning=self.n_components != "auto",
             matmul_dtype=training_matmul_dtype(self.mixed_precision, module, batch_size, device),
             missing_values=missing_values,
+            hidden_share=self._hidden_share() if missing_values else 0.0,
         )
 
     def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):

@@ -29,6 +29,11 @@ class DAMEmbedding(_BaseDAM):
     least-squares optimum that a linear autoencoder of rank ``k`` converges to, so
     ``components_`` and ``explained_variance_`` read as PCA's do.
 
+    Missing values (NaN) are taken as they are, in every method: the loss counts
+    the observed entries, the axes come from probabilistic PCA fitted to them, and
+    :meth:`complete` fills the holes with the model's conditional expectation (see
+    the user guide's page on missing values).
+
     Parameters
     ----------
     n_components : "auto" or int, default="auto"

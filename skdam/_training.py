@@ -60,6 +60,10 @@ class TrainingSettings:
     missing_values : bool, default=False
         Whether the training data hold NaN: the loss then counts observed entries
         only, and the encoder reads each row filled (see :func:`batch_error`).
+    hidden_share : float, default=0.0
+        With ``missing_values``, the share of the entries hidden from the encoder
+        at each training step (as if missing) while the loss still counts them, so
+        that the network learns to predict entries it does not see.
     """
 
     alpha: float
@@ -71,6 +75,7 @@ class TrainingSettings:
     matmul_dtype: str = "float32"
     max_learning_rate_cuts: int = 6
     missing_values: bool = False
+    hidden_share: float = 0.0
 
     def __post_init__(self):
         if self.matmul_dtype not in MATMUL_DTYPES:
@@ -119,14 +124,15 @@ def _parameters_are_finite(module):
     return all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters())
 
 
-def batch_error(module, batch, missing_values, autocast=None):
+def batch_error(module, batch, missing_values, autocast=None, hide=None):
     """Mean squared error in normalised units of a batch of raw rows, and its entry count.
 
     With ``missing_values`` the batch may hold NaN: the encoder reads each row with
     its holes filled (:meth:`~skdam.nn.GatedAutoencoder.encode_incomplete_normalized`)
     and the mean runs over the observed entries only, so in normalised units it is
-    the unexplained share of the observed entries' variance. Without, this is the
-    plain mean squared error over every entry.
+    the unexplained share of the observed entries' variance. ``hide``, a boolean
+    mask, hides more entries from the encoder without taking them out of the mean.
+    Without ``missing_values``, this is the plain mean squared error over every entry.
     """
     x = module.normalize(batch)
     autocast = contextlib.nullcontext() if autocast is None else autocast
@@ -135,8 +141,9 @@ def batch_error(module, batch, missing_values, autocast=None):
             reconstruction = module.decode_normalized(module.encode_normalized(x))
         return torch.nn.functional.mse_loss(reconstruction.float(), x), x.numel()
     observed = ~torch.isnan(x)
+    shown = x if hide is None else torch.where(hide, torch.nan, x)
     with autocast:
-        reconstruction = module.decode_normalized(module.encode_incomplete_normalized(x))
+        reconstruction = module.decode_normalized(module.encode_incomplete_normalized(shown))
     residual = torch.where(observed, reconstruction.float() - torch.where(observed, x, 0.0), 0.0)
     n_observed = int(observed.sum())
     return residual.square().sum() / max(n_observed, 1), n_observed
@@ -237,7 +244,10 @@ class GateTrainer:
         )
         for start in range(0, X_train.shape[0], settings.batch_size):
             batch = X_train[permutation[start : start + settings.batch_size]]
-            error = batch_error(module, batch, settings.missing_values, mixed_precision)[0]
+            hide = None
+            if settings.missing_values and settings.hidden_share > 0:
+                hide = torch.rand(batch.shape, generator=self.generator).to(batch.device) < settings.hidden_share
+            error = batch_error(module, batch, settings.missing_values, mixed_precision, hide)[0]
             loss = error + settings.alpha * gate.soft_open_count() if learned_beta else error
             if not torch.isfinite(loss):
                 return None

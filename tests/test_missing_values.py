@@ -196,3 +196,11 @@ def test_the_autoencoder_fitted_with_holes_reads_the_missing_mask(autoencoder):
     assert autoencoder.module_.missing_indicator
     first_layer = autoencoder.module_.encoder_residual[0]
     assert first_layer.in_features == 2 * autoencoder.n_features_in_
+
+
+def test_only_the_autoencoder_with_holes_hides_entries_while_training(rank_five):
+    X, X_missing, _ = rank_five
+    autoencoder = DAMAutoencoder(hidden_layer_sizes=(8,), random_state=0)
+    assert autoencoder.partial_fit(X_missing[:100])._trainer.settings.hidden_share == 0.5
+    assert autoencoder.partial_fit(X[100:200])._trainer.settings.hidden_share == 0.0
+    assert DAMEmbedding(random_state=0).partial_fit(X_missing[:100])._trainer.settings.hidden_share == 0.0
