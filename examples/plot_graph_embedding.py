@@ -57,6 +57,7 @@ ax.bar(np.arange(1, len(shares) + 1), 100 * shares, color=["tab:blue"] * embeddi
 ax.axhline(100 * 4 / len(X), color="tab:red", linestyle="--", label="alpha = 4 / n")
 ax.set(xlabel="principal direction", ylabel="% of the variance", title="Kept (blue) and dropped directions")
 ax.legend()
+fig.tight_layout()
 
 # %%
 # The embedding separates the blocks; KMeans on it recovers them as spectral
