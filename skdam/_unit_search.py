@@ -269,7 +269,7 @@ def _record(trainer, error, n_open, history, on_epoch_end):
     """Append an epoch's record for steps taken outside the epoch loop."""
     record = EpochRecord(
         epoch=trainer.epochs_run, loss=error + trainer.settings.alpha * n_open, reconstruction_error=error,
-        validation_error=None, n_open=n_open, beta=float(trainer.module.gate.beta), learning_rate=0.0,
+        validation_error=None, n_open=n_open, beta=float(trainer.module.gate.beta.detach()), learning_rate=0.0,
     )  # fmt: skip
     trainer.epochs_run += 1
     history.append(record)

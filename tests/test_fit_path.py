@@ -129,3 +129,15 @@ def test_a_small_first_chunk_does_not_fix_the_bottleneck_width(low_rank_data, ca
     estimator.partial_fit(low_rank_data[10:])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["DAMEmbedding epoch 1", "DAMEmbedding epoch 2"]
+
+
+def test_moving_the_count_to_the_rule_gives_no_torch_warning():
+    # Wine, scaled: the settled embedding keeps more gates than PCA's ratios above
+    # alpha, so the count moves, and each move is recorded with the gate's beta.
+    from sklearn.preprocessing import StandardScaler
+
+    X = StandardScaler().fit_transform(load_wine().data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        estimator = DAMEmbedding(random_state=0).fit(X)
+    assert estimator.n_components_ == 12  # PCA's ratios above 0.01; the gates settle on more
