@@ -223,12 +223,11 @@ def train(model, X, y, *, scale, epochs, learning_rate, generator, penalty=None,
             freeze_gates(model, frozen=not gates_learn)
         # Drawn on the CPU generator, so that a GPU run sees the CPU run's batches.
         order = torch.randperm(len(X), generator=generator)
-        flips = (torch.rand(len(X), generator=generator) < 0.5).to(device)  # horizontal flips
-        order = order.to(device)
         for first in range(0, len(X), batch_size):
-            batch = order[first : first + batch_size]
+            batch = order[first : first + batch_size].to(device)
             inputs = X[batch]
-            inputs = torch.where(flips[first : first + len(batch), None, None, None], inputs.flip(-1), inputs)
+            flip = (torch.rand(len(batch), generator=generator) < 0.5).to(device)  # horizontal flips
+            inputs = torch.where(flip[:, None, None, None], inputs.flip(-1), inputs)
             loss = nn.functional.cross_entropy(model(inputs), y[batch])
             if penalty is not None and gates_learn:
                 loss = loss + penalty(model)
