@@ -59,7 +59,6 @@ from _fashion_mnist import ensure_installed, load_fashion_mnist
 LEARNING_RATE = 0.05  # the authors' SGD learning rate
 WEIGHT_DECAY = 5e-4
 SLIMMING_PENALTY = 1e-4  # Liu et al.'s lambda on CIFAR
-SEED = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +79,7 @@ class Scale:
     settle_alphas: tuple
     batch_size: int = 128
     threads: int = 1
+    seed: int = 0  # the weights, the subset, the batches
 
     @property
     def learning_rate(self):
@@ -119,7 +119,9 @@ SCALES = {
 
 def cache_directory(scale):
     root = Path(os.environ.get("PRUNING_CACHE", "/tmp/skdam-pruning-cache"))
-    return root if scale == SCALES["cpu"] else root / f"{scale.name}-{scale.epochs}-{scale.n_train}"
+    if scale == SCALES["cpu"]:
+        return root
+    return root / f"{scale.name}-{scale.epochs}-{scale.n_train}-{scale.batch_size}-seed{scale.seed}"
 
 
 def training_device():
@@ -309,12 +311,12 @@ def probe(scale, X, y, steps, start_at=None):
     """
     from skdam.nn import beta_penalty, place_gates
 
-    model = resnet(scale.blocks_per_stage, generator=torch.Generator().manual_seed(SEED))
+    model = resnet(scale.blocks_per_stage, generator=torch.Generator().manual_seed(scale.seed))
     place_gates(model, is_internal_batchnorm)
     probe_scale = dataclasses.replace(scale, n_train=steps * scale.batch_size)
     X, y = X[: probe_scale.n_train], y[: probe_scale.n_train]
     run = lambda: train(model, X, y, scale=probe_scale, epochs=1, learning_rate=scale.learning_rate,  # noqa: E731
-                        generator=torch.Generator().manual_seed(SEED), penalty=beta_penalty)
+                        generator=torch.Generator().manual_seed(scale.seed), penalty=beta_penalty)
     run()  # warm-up: kernels chosen, memory allocated
     if start_at is not None:
         time.sleep(max(0.0, start_at - time.time()))
@@ -331,6 +333,7 @@ def main():
     parser.add_argument("--alphas", default=None, help="comma-separated DAM alphas")
     parser.add_argument("--settle-alphas", default=None, help="comma-separated DAM alphas of the frozen-gates variant")
     parser.add_argument("--batch-size", type=int, default=None, help="the learning rate scales with it")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=None, help="training images (a seeded subset)")
     parser.add_argument("--probe-steps", type=int, default=None, help="print the seconds per training step as JSON, then stop")
     parser.add_argument("--probe-start", type=float, default=None, help="time.time() at which the probe starts timing")
@@ -346,11 +349,12 @@ def main():
         scale = dataclasses.replace(scale, settle_alphas=tuple(float(a) for a in arguments.settle_alphas.split(",")))
     if arguments.batch_size is not None:
         scale = dataclasses.replace(scale, batch_size=arguments.batch_size)
+    scale = dataclasses.replace(scale, seed=arguments.seed)
     limit_threads(scale.threads)
     device = training_device()
     ensure_installed()
     X_train, y_train, X_test, y_test = (
-        tensor.to(device) for tensor in load_data(scale, torch.Generator().manual_seed(SEED))
+        tensor.to(device) for tensor in load_data(scale, torch.Generator().manual_seed(scale.seed))
     )
     if arguments.probe_steps is not None:
         print(json.dumps({"seconds_per_step": probe(scale, X_train, y_train, arguments.probe_steps, arguments.probe_start),
@@ -361,7 +365,7 @@ def main():
     from skdam.nn import beta_penalty, place_gates, prune
 
     def fresh():
-        return resnet(scale.blocks_per_stage, generator=torch.Generator().manual_seed(SEED))
+        return resnet(scale.blocks_per_stage, generator=torch.Generator().manual_seed(scale.seed))
 
     def gated():
         model = fresh()
@@ -373,7 +377,7 @@ def main():
             seconds = train(
                 model, X_train, y_train, scale=scale, epochs=scale.epochs, learning_rate=scale.learning_rate,
                 penalty=penalty, cold_start_epochs=cold_start_epochs, settle_epochs=settle_epochs,
-                generator=torch.Generator().manual_seed(SEED + 1),
+                generator=torch.Generator().manual_seed(scale.seed + 1),
             )
             return {"seconds": seconds, "accuracy": accuracy(model, X_test, y_test)}
 
@@ -404,7 +408,7 @@ def main():
     def fine_tune(slimmed):
         before = accuracy(slimmed, X_test, y_test)
         seconds = train(slimmed, X_train, y_train, scale=scale, epochs=scale.fine_tune_epochs,
-                        learning_rate=scale.learning_rate / 5, generator=torch.Generator().manual_seed(SEED + 2))
+                        learning_rate=scale.learning_rate / 5, generator=torch.Generator().manual_seed(scale.seed + 2))
         return {"seconds": seconds, "accuracy": accuracy(slimmed, X_test, y_test), "before_fine_tuning": before}
 
     def slimming_matched(key, macs):
@@ -426,7 +430,8 @@ def main():
                 trained(name)
         return
 
-    report = Report("pruning" if scale.name == "cpu" else f"pruning_{scale.name}")
+    name = "pruning" + ("" if scale.name == "cpu" else f"_{scale.name}") + (f"_seed{scale.seed}" if scale.seed else "")
+    report = Report(name)
     report(f"$ {command_line()}")
     report(machine_description(scale.threads))
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -440,7 +445,7 @@ def main():
         f"10000 test images; SGD lr {scale.learning_rate}, momentum 0.9, cosine schedule, batch {scale.batch_size}, "
         f"weight decay {WEIGHT_DECAY}; {scale.epochs} epochs per training; DAM cold start {scale.cold_start_epochs} "
         f"epoch(s); slimming lambda {SLIMMING_PENALTY}, fine-tuning {scale.fine_tune_epochs} epochs at lr "
-        f"{scale.learning_rate / 5}; seed {SEED}."
+        f"{scale.learning_rate / 5}; seed {scale.seed}."
     )
     timing = ("CPU seconds of the training process (one thread)" if device.type == "cpu" else
               "wall-clock seconds on the GPU, shared by the trainings that ran side by side")
@@ -518,7 +523,7 @@ def main():
     axis.set(xlabel="FLOPs kept (% of the unpruned network)", ylabel="test accuracy (%)",
              title=f"{scale.network}, Fashion-MNIST ({side}x{side}), {scale.epochs} epochs")
     axis.legend()
-    save_figure(figure, "pruning" if scale.name == "cpu" else f"pruning_{scale.name}")
+    save_figure(figure, name)
 
 
 if __name__ == "__main__":
