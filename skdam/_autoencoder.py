@@ -24,6 +24,12 @@ ADAPTATION_PEAK_LEARNING_RATE = 1e-2
 #: the S-curve's error can sit at 0.12 for 1000 steps before it falls to 0.002.
 ADAPTATION_CHECK_STEP = 1000
 ADAPTATION_PROJECTION_FACTOR = 2.4
+#: With missing values, the share of the entries hidden from the encoder at each
+#: training step (kept in the loss): the network must predict entries it does not
+#: see, which is what completing a hole asks. On digits with 30 % missing (100
+#: epochs, hand runs) hiding 0.5 filled the holes with RMSE 2.42, against 2.92 hiding none
+#: and 2.44 hiding 0.7.
+MISSING_HIDDEN_SHARE = 0.5
 
 
 class DAMAutoencoder(_BaseDAM):
@@ -36,6 +42,11 @@ class DAMAutoencoder(_BaseDAM):
     units worth less than ``alpha`` of the variance; the count is then checked
     one unit at a time against errors measured after the network adapted (see
     Notes).
+
+    Missing values (NaN) are taken as they are, in every method: the loss counts
+    the observed entries, the encoder reads each row filled (with the mean, then its
+    own reconstruction) and, when fitted on data with holes, which entries were
+    missing; :meth:`complete` fills the holes with the reconstruction.
 
     Parameters
     ----------
@@ -248,6 +259,10 @@ class DAMAutoencoder(_BaseDAM):
     def _activation(self):
         return self.activation
 
+    def _hidden_share(self):
+        # A linear model gets its axes from the warm start's EM; hiding serves the perceptron.
+        return MISSING_HIDDEN_SHARE if self._hidden_layer_sizes() else 0.0
+
     def _unit_count(self, linear_errors, search):
         if not self._hidden_layer_sizes():
             return super()._unit_count(linear_errors, search)  # linear: PCA's errors are exact
@@ -263,7 +278,7 @@ class DAMAutoencoder(_BaseDAM):
             steps_per_record=AUTO_STEPS_PER_EPOCH,
         )
 
-    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):
         super()._store_results(trainer, X_fit, history, stop_reason, device, unit_errors)
         self._code_mean, self._code_variance, self.noise_variance_ = code_statistics(
             self.module_, self.open_units_, X_fit, torch.device("cpu")

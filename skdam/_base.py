@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from ._input import check_float32_range, check_spread
+from ._input import check_float32_range, check_observed, check_spread
 from ._persistence import ArrayStateMixin
 from ._progress import epoch_progress
 from ._runtime import as_tensor, intra_op_threads, resolve_device, training_matmul_dtype, training_threads
@@ -34,6 +34,7 @@ from ._training import (
     TrainingResult,
     TrainingSettings,
     train_until_settled,
+    with_settings,
 )
 from .nn import GatedAutoencoder
 
@@ -80,6 +81,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
 
     def _activation(self):
         return "tanh"
+
+    def _hidden_share(self):
+        """Share of the entries hidden from the encoder per step when X has holes."""
+        return 0.0
 
     def _unit_count(self, linear_errors, search):
         """The step that checks the count against the rule once the gates settle."""
@@ -150,11 +155,13 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
     def _fit(self, X, incremental):
         continuing = incremental and hasattr(self, "module_")
         X = self._validate_for_training(X, reset=not continuing, ensure_min_samples=1 if continuing else 2)
+        missing_values = check_observed(X, type(self).__name__, every_feature=not continuing)
         device = resolve_device(self.device)
         trainer = getattr(self, "_trainer", None) if incremental else None  # partial_fit goes on
         axes, history, X_validation = None, [], None
         if trainer is not None:
             history = self._history()
+            with_settings(trainer, missing_values=missing_values, hidden_share=self._hidden_share() if missing_values else 0.0)
         else:
             random_state = check_random_state(self.random_state)
             generator = torch.Generator().manual_seed(int(random_state.randint(np.iinfo(np.int32).max)))
@@ -162,8 +169,8 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 module, history = self.module_, self._history()
             else:
                 X, X_validation = self._split_validation(X, random_state) if self.early_stopping and not incremental else (X, None)
-                module, axes = self._build_module(X, random_state, generator, incremental)
-            trainer = GateTrainer(module, self._training_settings(module, X.shape[0], device), generator)
+                module, axes = self._build_module(X, random_state, generator, incremental, missing_values)
+            trainer = GateTrainer(module, self._training_settings(module, X.shape[0], device, missing_values), generator)
             trainer.epochs_run = len(history)
         trainer.to(device)
         result = self._train(trainer, X, X_validation, axes, incremental, device)
@@ -176,7 +183,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 f"{type(self).__name__} ended training with non-finite weights. Check X for "
                 "extreme values, or lower learning_rate_init."
             )
-        self._store_results(trainer, X, [*history, *result.history], result.stop_reason, device, result.unit_errors)
+        covariance = None if axes is None else axes.covariance
+        self._store_results(
+            trainer, X, [*history, *result.history], result.stop_reason, device, result.unit_errors, covariance=covariance
+        )
         if incremental:
             self._trainer = trainer
         else:
@@ -227,7 +237,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 "with sklearn.decomposition.TruncatedSVD. (transform accepts sparse input and "
                 "densifies it batch by batch.)"
             )
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=ensure_min_samples)
+        X = validate_data(
+            self, X, dtype=[np.float64, np.float32], reset=reset, ensure_min_samples=ensure_min_samples,
+            ensure_all_finite="allow-nan",
+        )  # fmt: skip
         check_float32_range(X, type(self).__name__)
         return X
 
@@ -251,8 +264,13 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
     def _min_open(self):
         return self.min_components if self.n_components == "auto" else self.n_components
 
-    def _build_module(self, X, random_state, generator, incremental):
-        """The network, its normalisation and its SVD warm start, on the CPU."""
+    def _build_module(self, X, random_state, generator, incremental, missing_values=False):
+        """The network, its normalisation and its SVD warm start, on the CPU.
+
+        With ``missing_values`` the statistics hold on the observed entries and the
+        axes come from an iterative low-rank fill (:func:`incomplete_principal_axes`);
+        the encoder's perceptron then also reads which entries are missing.
+        """
         axes = bottleneck_axes(
             X, random_state, max_components=self.max_components, min_open=self._min_open, alpha=self.alpha,
             incremental=incremental, min_open_name="min_components" if self.n_components == "auto" else "n_components",
@@ -261,14 +279,17 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         # Construction draws from the global RNG; fork_rng puts it back, and
         # reset_parameters then draws from our own generator.
         with torch.random.fork_rng(devices=[]):
-            module = GatedAutoencoder(X.shape[1], axes.directions.shape[0], self._hidden_layer_sizes(), self._activation())
+            module = GatedAutoencoder(
+                X.shape[1], axes.directions.shape[0], self._hidden_layer_sizes(), self._activation(),
+                missing_indicator=missing_values,
+            )  # fmt: skip
         module.reset_parameters(generator)
         # Constant data has no spread to divide by; any scale reconstructs it.
         module.set_normalization(axes.mean, axes.spread if axes.spread > 0 else 1.0)
         module.set_linear_path(axes.directions)
         return module, axes
 
-    def _training_settings(self, module, n_samples, device):
+    def _training_settings(self, module, n_samples, device, missing_values=False):
         if self._min_open > module.bottleneck_width:
             raise ValueError(
                 f"n_components={self._min_open} is larger than the fitted bottleneck's "
@@ -288,10 +309,16 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             # An integer n_components: beta follows a schedule to exactly k gates.
             scheduled_pruning=self.n_components != "auto",
             matmul_dtype=training_matmul_dtype(self.mixed_precision, module, batch_size, device),
+            missing_values=missing_values,
+            hidden_share=self._hidden_share() if missing_values else 0.0,
         )
 
-    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
-        """Copy what training used and produced into fitted attributes."""
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):
+        """Copy what training used and produced into fitted attributes.
+
+        ``covariance`` is the covariance the warm start fitted to ``X_fit``'s
+        observed entries, when it had missing ones and ``fit`` built the network.
+        """
         module = trainer.module
         gate_values = module.gate.gate_values().detach().numpy().astype(np.float64)
         # Most preferred unit first: it holds the strongest direction.
@@ -366,4 +393,5 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = True
         return tags

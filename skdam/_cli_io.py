@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 TABLE_SUFFIXES = {".csv": "CSV", ".npy": "NPY", ".parquet": "Parquet", ".pq": "Parquet"}
-#: What to do about missing values, which DAM cannot fit or embed.
-FILL_MISSING_VALUES = "e.g. with sklearn.impute.SimpleImputer in a Pipeline, or clean the file."
+#: How to write a missing value, which the estimators take as NaN.
+FILL_MISSING_VALUES = "write NaN for a missing value, which skdam reads as one (docs: missing values)."
 
 
 class InputError(Exception):
@@ -176,23 +176,8 @@ def read_table(path):
         raise InputError(f"{path}: no data (shape {X.shape[0]} x {X.shape[1]}).")
     if column_names is not None and len(column_names) != X.shape[1]:
         raise InputError(f"{path}: the header names {len(column_names)} columns, but the rows have {X.shape[1]}.")
-    _check_no_nan(path, X)
+    # NaN passes: the estimators take it as a missing value (docs/missing-values.md).
     return X, column_names
-
-
-def _check_no_nan(path, X):
-    # scikit-learn's "Input X contains NaN" names neither the file nor a way out.
-    if X.dtype.kind != "f":
-        return
-    missing = np.isnan(X)
-    if missing.any():
-        count = int(missing.sum())
-        row, column = np.argwhere(missing)[0] + 1
-        values, them = ("NaN (a missing value)", "it") if count == 1 else ("NaN (missing values)", "them")
-        raise InputError(
-            f"{path}: holds {count} {values}, the first in row {row}, column {column}; fill {them} first, "
-            f"{FILL_MISSING_VALUES}"
-        )
 
 
 def _read_csv(path):
@@ -228,7 +213,7 @@ def _first_bad_csv_cell(path, has_header):
             for column, cell in enumerate(row, start=1):
                 if not cell.strip():
                     empty = f"line {line_number}, column {column} is empty (a missing value)"
-                    return f"{empty}; fill it first, {FILL_MISSING_VALUES}"
+                    return f"{empty}; {FILL_MISSING_VALUES}"
                 if not _is_number(cell):
                     hint = " (skdam reads comma-separated values)" if ";" in cell or "\t" in cell else ""
                     return f"line {line_number}, column {column}: {cell!r} is not a number{hint}."

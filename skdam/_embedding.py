@@ -7,8 +7,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseDAM
 from ._input import dense_batches
-from ._pca_model import ppca_covariance, ppca_log_likelihood, ppca_precision
+from ._pca_model import (
+    ppca_covariance,
+    ppca_incomplete_codes,
+    ppca_incomplete_log_likelihood,
+    ppca_log_likelihood,
+    ppca_precision,
+)
 from ._statistics import row_chunks
+from ._transform import has_missing
 
 
 class DAMEmbedding(_BaseDAM):
@@ -21,6 +28,11 @@ class DAMEmbedding(_BaseDAM):
     settled at ``k`` open units, those units get the top ``k`` principal axes, the
     least-squares optimum that a linear autoencoder of rank ``k`` converges to, so
     ``components_`` and ``explained_variance_`` read as PCA's do.
+
+    Missing values (NaN) are taken as they are, in every method: the loss counts
+    the observed entries, the axes come from probabilistic PCA fitted to them, and
+    :meth:`complete` fills the holes with the model's conditional expectation (see
+    the user guide's page on missing values).
 
     Parameters
     ----------
@@ -210,11 +222,20 @@ class DAMEmbedding(_BaseDAM):
         full-width encoder and the closed units, and runs at PCA's speed. After
         ``fit`` it is ``x -> components_ @ (x - mean_)``.
 
+        A row with missing entries (NaN) gets the least-squares fit of its observed
+        entries, ``argmin_z ||x_o - mean_o - z @ components_[:, o]||^2``, ridged by
+        each component's ``noise_variance_ / (explained_variance_ -
+        noise_variance_)``: the probabilistic PCA model's posterior mean given the
+        observed entries. On a complete row the least squares would be the
+        projection above; the ridge, which keeps a row with few observed entries
+        finite, shrinks it by that ratio, which is small for components that stand
+        above the noise. A row with nothing observed gets 0, the mean row's code.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data in the units of the training data. Sparse input is densified batch
-            by batch.
+            Data in the units of the training data; NaN marks a missing entry.
+            Sparse input is densified batch by batch.
 
         Returns
         -------
@@ -227,6 +248,11 @@ class DAMEmbedding(_BaseDAM):
         dtype = self._output_dtype(X)
         projection = self._projection.T.astype(dtype, copy=False)
         offset = self.mean_.astype(dtype, copy=False) @ projection
+        if not sparse.issparse(X) and has_missing(X):
+            embedding = np.empty((X.shape[0], self.n_components_), dtype=dtype)
+            for rows, batch in dense_batches(X):
+                embedding[rows] = self._codes(batch)
+            return embedding
         if X.dtype == dtype and not sparse.issparse(X):
             # As PCA.transform: project, then subtract the projected mean (no centred copy).
             embedding = X @ projection
@@ -234,8 +260,26 @@ class DAMEmbedding(_BaseDAM):
             return embedding
         embedding = np.empty((X.shape[0], self.n_components_), dtype=dtype)
         for rows, batch in dense_batches(X):
-            embedding[rows] = batch.astype(dtype, copy=False) @ projection - offset
+            embedding[rows] = self._codes(batch) if has_missing(batch) else batch.astype(dtype, copy=False) @ projection - offset
         return embedding
+
+    def _codes(self, batch):
+        """Codes of a dense batch, in float64: the projection where a row is
+        complete, the ridged least squares of its observed entries where it is not."""
+        holes = np.isnan(batch).any(axis=1)
+        codes = np.empty((batch.shape[0], self.n_components_))
+        complete = ~holes
+        # As transform's path for complete X: project, then subtract the projected mean.
+        codes[complete] = batch[complete] @ self._projection.T - self.mean_ @ self._projection.T
+        codes[holes] = ppca_incomplete_codes(
+            batch[holes], self.mean_, self.components_, self.explained_variance_, self.noise_variance_
+        )
+        return codes
+
+    def _reconstruct_batch(self, batch, method="complete", dtype=np.float32):
+        # The linear model in float64 NumPy: the probabilistic PCA model's
+        # conditional expectation of the missing entries.
+        return self._codes(batch) @ self.components_ + self.mean_
 
     def get_covariance(self):
         """Data covariance of the probabilistic PCA model with the discovered components.
@@ -263,13 +307,21 @@ class DAMEmbedding(_BaseDAM):
         return ppca_precision(self.components_, self.explained_variance_, self.noise_variance_)
 
     def _log_likelihood(self, X):
-        # The probabilistic PCA model of the subspace: PCA(n_components_).score_samples.
-        return ppca_log_likelihood(X, self.mean_, self.get_precision())
+        # The probabilistic PCA model of the subspace: PCA(n_components_).score_samples,
+        # and its marginal on the observed entries for rows with missing ones.
+        scores = ppca_log_likelihood(X, self.mean_, self.get_precision())
+        for rows, batch in dense_batches(X):
+            holes = np.isnan(batch).any(axis=1) if has_missing(batch) else None
+            if holes is not None:
+                scores[rows][holes] = ppca_incomplete_log_likelihood(
+                    batch[holes], self.mean_, self.components_, self.explained_variance_, self.noise_variance_
+                )
+        return scores
 
     def _settle_module(self, module, axes):
         _put_principal_axes_on_open_units(module, axes.directions)
 
-    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors):
+    def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):
         super()._store_results(trainer, X_fit, history, stop_reason, device, unit_errors)
         module, open_units = trainer.module, self.open_units_
         scale = float(module.input_scale)
@@ -278,7 +330,15 @@ class DAMEmbedding(_BaseDAM):
         # code = gate * encoder_row . (x - mean) / scale; reconstruction = decoder @ code * scale + mean.
         self._projection = (module.encoder_linear.weight.detach().double()[open_units] * gate_values[:, None] / scale).numpy()
         self.components_ = (module.decoder_linear.weight.detach().double()[:, open_units].T * scale).numpy()
-        variances = _explained_variances(X_fit, self.mean_, self.components_)
+        if covariance is not None:
+            # Missing values: the variances of the covariance fitted to the observed entries.
+            unbiased = X_fit.shape[0] / max(X_fit.shape[0] - 1, 1)
+            variances = (np.einsum("kd,de,ke->k", self.components_, covariance, self.components_) * unbiased,
+                         float(np.trace(covariance)) * unbiased)  # fmt: skip
+        else:
+            # partial_fit's chunks with missing values count them at the mean.
+            X_statistics = np.where(np.isnan(X_fit), self.mean_, X_fit) if has_missing(X_fit) else X_fit
+            variances = _explained_variances(X_statistics, self.mean_, self.components_)
         self.n_samples_ = X_fit.shape[0]
         self.explained_variance_, total_variance = variances
         self.explained_variance_ratio_ = self.explained_variance_ / total_variance if total_variance > 0 else np.zeros(self.n_components_)

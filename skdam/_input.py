@@ -33,13 +33,50 @@ def check_float32_range(X, estimator_name):
     if X.dtype.kind != "f" or X.size == 0:
         return  # integers and booleans are far inside float32's range
     # max and min make no temporary copy of X, as np.abs would.
-    largest = max(abs(float(X.max())), abs(float(X.min())))
+    largest, smallest = float(X.max()), float(X.min())
+    if np.isnan(largest):  # missing values: fmax and fmin skip NaN
+        largest, smallest = float(np.fmax.reduce(X, axis=None)), float(np.fmin.reduce(X, axis=None))
+        if np.isnan(largest):
+            return  # nothing observed
+    largest = max(abs(largest), abs(smallest))
     if largest > LARGEST_INPUT_MAGNITUDE:
         raise ValueError(
             f"X has values of magnitude up to {largest:.3g}, beyond the {LARGEST_INPUT_MAGNITUDE:.0e} "
             f"that the float32 network of {estimator_name} handles. Rescale X, for example with "
             "sklearn.preprocessing.StandardScaler."
         )
+
+
+#: Rows named in the error about rows with nothing observed.
+NAMED_EMPTY_ROWS = 10
+
+
+def check_observed(X, estimator_name, every_feature=True):
+    """Whether float ``X`` holds NaN; refuse rows (and features) with nothing observed.
+
+    A row with no observed entry has nothing to learn from; a feature with none has
+    no mean. ``every_feature=False`` (a chunk of ``partial_fit`` after the first)
+    lets a feature be missing throughout.
+    """
+    missing = np.isnan(X)
+    if not missing.any():
+        return False
+    empty_rows = np.flatnonzero(missing.all(axis=1))
+    if empty_rows.size:
+        named = ", ".join(str(row) for row in empty_rows[:NAMED_EMPTY_ROWS])
+        more = f" and {empty_rows.size - NAMED_EMPTY_ROWS} more" if empty_rows.size > NAMED_EMPTY_ROWS else ""
+        raise ValueError(
+            f"{estimator_name} cannot fit rows with no observed value: row(s) {named}{more} of X "
+            "are all NaN. Drop them first, for example X[~np.isnan(X).all(axis=1)]."
+        )
+    empty_features = np.flatnonzero(missing.all(axis=0)) if every_feature else np.array([], dtype=int)
+    if empty_features.size:
+        named = ", ".join(str(feature) for feature in empty_features[:NAMED_EMPTY_ROWS])
+        raise ValueError(
+            f"{estimator_name} cannot fit features with no observed value: column(s) {named} of X "
+            "are all NaN. Drop them first."
+        )
+    return True
 
 
 def dense_batches(X):

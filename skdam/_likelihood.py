@@ -44,14 +44,19 @@ def code_statistics(module, open_units, X, device):
     open_units = torch.as_tensor(open_units, device=device)
     code_sum = torch.zeros(len(open_units), dtype=torch.float64, device=device)
     code_square, error_sum = torch.zeros_like(code_sum), torch.zeros((), dtype=torch.float64, device=device)
+    observed_share = 1.0
     for _, batch in dense_batches(X):
         x = as_tensor(batch, device)
-        code = module.encode(x)
+        missing = bool(torch.isnan(x).any())
+        code = module.encode_incomplete(x) if missing else module.encode(x)
         z = code[:, open_units].double()
         code_sum += z.sum(0)
         code_square += z.square().sum(0)
-        error_sum += (module.decode(code) - x).double().square().sum()
+        error_sum += (module.decode(code) - x).double().square().nansum()
     n_samples, n_features = X.shape
+    if np.isnan(X).any():  # the error over observed entries stands for all of them
+        observed_share = max(float(np.mean(~np.isnan(X))), np.finfo(np.float64).tiny)
+    error_sum = error_sum / observed_share
     code_mean = code_sum / n_samples
     code_variance = (code_square - n_samples * code_mean.square()) / max(n_samples - 1, 1)
     left_out = max(n_features - len(open_units), 1)
@@ -62,7 +67,12 @@ def code_statistics(module, open_units, X, device):
 
 @torch.no_grad()
 def laplace_log_likelihood(module, open_units, X, *, code_mean, code_variance, noise_variance, device):
-    """Per-row log-likelihood of validated ``X`` under the decoded-Gaussian model."""
+    """Per-row log-likelihood of validated ``X`` under the decoded-Gaussian model.
+
+    A row with missing entries (NaN) scores the marginal of its observed ones:
+    the code is that of the filled row, and the noise term and the Jacobian run
+    over the observed coordinates only.
+    """
     module = module_on(module, device, dtype=torch.float64)
     width, k = module.bottleneck_width, len(open_units)
     open_units = torch.as_tensor(open_units, device=device)
@@ -76,12 +86,24 @@ def laplace_log_likelihood(module, open_units, X, *, code_mean, code_variance, n
     scores = np.empty(X.shape[0])
     for rows, batch in dense_batches(X):
         x = as_tensor(batch, device, dtype=np.float64)
-        z = module.encode(x)[:, open_units]
-        residual = x - decode_open(z)
-        log_likelihood = -0.5 * (residual.square().sum(1) / noise_variance + x.shape[1] * math.log(2 * math.pi * noise_variance))
+        observed = ~torch.isnan(x)
+        if bool(observed.all()):
+            observed = None
+            z = module.encode(x)[:, open_units]
+            residual = x - decode_open(z)
+            n_observed = x.shape[1]
+        else:
+            # The marginal of the observed entries: the missing ones drop out of the
+            # noise term and out of the Jacobian's rows.
+            z = module.encode_incomplete(x)[:, open_units]
+            residual = torch.where(observed, x - decode_open(z), 0.0)
+            n_observed = observed.sum(1).double()
+        log_likelihood = -0.5 * (residual.square().sum(1) / noise_variance + n_observed * math.log(2 * math.pi * noise_variance))
         if k:
             log_likelihood += -0.5 * (((z - mean).square() / variance).sum(1) + torch.log(2 * math.pi * variance).sum())
             J = _decoder_jacobian(decode_open, z)  # (rows, n_features, k)
+            if observed is not None:
+                J = J * observed[:, :, None]
             curvature = torch.diag_embed(1.0 / variance).expand(x.shape[0], k, k) + J.transpose(1, 2) @ J / noise_variance
             log_likelihood += 0.5 * k * math.log(2 * math.pi) - 0.5 * torch.linalg.slogdet(curvature)[1]
         scores[rows] = log_likelihood.cpu().numpy()

@@ -51,3 +51,89 @@ def ppca_log_likelihood(X, mean, precision):
         centred = np.asarray(batch, dtype=np.float64) - mean
         scores[rows] = constant - 0.5 * np.einsum("ij,ij->i", centred, centred @ precision)
     return scores
+
+
+#: Rows per block in the per-row k x k algebra below, so that the ``(rows, k, k)``
+#: Gram matrices stay within about 2**22 float64 values.
+_BLOCK_VALUES = 2**22
+
+
+def _row_blocks(n_samples, n_components):
+    rows = max(1, _BLOCK_VALUES // max(n_components * n_components, 1))
+    return [slice(start, start + rows) for start in range(0, n_samples, rows)]
+
+
+def _observed_algebra(batch, mean, components):
+    """Per row: the observed mask, the Gram ``C_o C_o.T`` and ``C_o (x_o - mean_o)``."""
+    observed = ~np.isnan(batch)
+    centred = np.where(observed, batch - mean, 0.0)
+    # C diag(o) C.T for every row at once: the mask times each feature's outer product.
+    n_components = components.shape[0]
+    outer = (components.T[:, :, None] * components.T[:, None, :]).reshape(components.shape[1], -1)
+    gram = (observed.astype(np.float64) @ outer).reshape(-1, n_components, n_components)
+    return observed, gram, centred @ components.T
+
+
+def _signal(explained_variance, noise_variance):
+    return np.maximum(explained_variance - noise_variance, 0.0)
+
+
+def ppca_incomplete_codes(X, mean, components, explained_variance, noise_variance):
+    """Codes of rows with missing entries (NaN): least squares on the observed entries.
+
+    ``z = argmin ||x_o - mean_o - C_o.T z||^2 + sum_j r_j z_j^2``, ridged by each
+    component's noise-to-signal ratio ``r_j = noise / (explained_j - noise)``: the
+    posterior mean of the probabilistic PCA model given the observed entries, so
+    that ``mean + z @ components`` is the model's conditional expectation of the
+    missing entries. The ridge is negligible where a component stands well above
+    the noise and keeps a row with few observed entries (or none: its code is 0, the
+    mean row's) finite. A component with no signal gets code 0.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_components, n_features = components.shape
+    signal = _signal(explained_variance, noise_variance)
+    # A floor so that a noise-free model still solves where C_o.T is rank-deficient.
+    floor = 1e-10 * max(float(np.max(explained_variance, initial=0.0)), np.finfo(np.float64).tiny)
+    ridge = np.where(signal > 0, max(noise_variance, floor) / np.where(signal > 0, signal, 1.0), np.inf)
+    usable = np.isfinite(ridge)
+    codes = np.zeros((X.shape[0], n_components))
+    if not usable.any():
+        return codes
+    kept = components[usable]
+    for rows in _row_blocks(X.shape[0], kept.shape[0]):
+        _, gram, projected = _observed_algebra(X[rows], mean, kept)
+        gram[:, np.arange(kept.shape[0]), np.arange(kept.shape[0])] += ridge[usable]
+        codes[rows, usable] = np.linalg.solve(gram, projected[..., None])[..., 0]
+    return codes
+
+
+def ppca_incomplete_log_likelihood(X, mean, components, explained_variance, noise_variance):
+    """Log-likelihood of the observed entries of each row: the model's Gaussian marginal.
+
+    The marginal of ``N(mean, C.T S C + noise I)`` on the observed coordinates
+    ``o`` has covariance ``C_o.T S C_o + noise I``; by the matrix inversion lemma
+    and the matrix determinant lemma each row needs a ``k x k`` solve only:
+    with ``K = S^-1 + C_o C_o.T / noise`` and ``b = C_o (x_o - mean_o)``,
+    ``log det = d_o log noise + log det S + log det K`` and the quadratic form is
+    ``|x_o - mean_o|^2 / noise - b.T K^-1 b / noise^2``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    signal = _signal(explained_variance, noise_variance)
+    floor = 1e-10 * max(float(np.max(explained_variance, initial=0.0)), np.finfo(np.float64).tiny)
+    noise = max(noise_variance, floor)
+    kept, kept_signal = components[signal > 0], signal[signal > 0]
+    scores = np.empty(X.shape[0])
+    for rows in _row_blocks(X.shape[0], max(kept.shape[0], 1)):
+        observed, gram, projected = _observed_algebra(X[rows], mean, kept)
+        centred = np.where(observed, X[rows] - mean, 0.0)
+        n_observed = observed.sum(axis=1)
+        quadratic = np.square(centred).sum(axis=1) / noise
+        log_det = n_observed * np.log(noise)
+        if kept.shape[0]:
+            inner = gram / noise
+            inner[:, np.arange(kept.shape[0]), np.arange(kept.shape[0])] += 1.0 / kept_signal
+            solved = np.linalg.solve(inner, projected[..., None])[..., 0]
+            quadratic -= np.einsum("nk,nk->n", projected, solved) / noise**2
+            log_det += np.sum(np.log(kept_signal)) + np.linalg.slogdet(inner)[1]
+        scores[rows] = -0.5 * (n_observed * np.log(2 * np.pi) + log_det + quadratic)
+    return scores

@@ -40,6 +40,7 @@ def module_to_arrays(module):
         "bottleneck_width": module.bottleneck_width,
         "hidden_layer_sizes": list(module.hidden_layer_sizes),
         "activation": module.activation,
+        "missing_indicator": module.missing_indicator,
         "state": tensors_to_arrays(dict(module.state_dict())),
     }
 
@@ -47,7 +48,8 @@ def module_to_arrays(module):
 def module_from_arrays(saved):
     with torch.device("meta"):
         module = GatedAutoencoder(
-            saved["n_features"], saved["bottleneck_width"], tuple(saved["hidden_layer_sizes"]), saved["activation"]
+            saved["n_features"], saved["bottleneck_width"], tuple(saved["hidden_layer_sizes"]), saved["activation"],
+            missing_indicator=saved.get("missing_indicator", False),
         )
     module = module.to_empty(device="cpu")
     module.load_state_dict(arrays_to_tensors(saved["state"]))

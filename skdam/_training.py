@@ -6,6 +6,7 @@ at a time (what ``partial_fit`` needs); :func:`train_until_settled` runs epochs 
 the gates and the loss have settled (what ``fit`` needs).
 """
 
+import contextlib
 import math
 from dataclasses import dataclass, field, replace
 
@@ -56,6 +57,13 @@ class TrainingSettings:
         Dtype of the forward pass's matrix products.
     max_learning_rate_cuts : int, default=6
         Halvings of the learning rates allowed after a non-finite loss.
+    missing_values : bool, default=False
+        Whether the training data hold NaN: the loss then counts observed entries
+        only, and the encoder reads each row filled (see :func:`batch_error`).
+    hidden_share : float, default=0.0
+        With ``missing_values``, the share of the entries hidden from the encoder
+        at each training step (as if missing) while the loss still counts them, so
+        that the network learns to predict entries it does not see.
     """
 
     alpha: float
@@ -66,6 +74,8 @@ class TrainingSettings:
     scheduled_pruning: bool = False
     matmul_dtype: str = "float32"
     max_learning_rate_cuts: int = 6
+    missing_values: bool = False
+    hidden_share: float = 0.0
 
     def __post_init__(self):
         if self.matmul_dtype not in MATMUL_DTYPES:
@@ -114,15 +124,47 @@ def _parameters_are_finite(module):
     return all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters())
 
 
+def batch_error(module, batch, missing_values, autocast=None, hide=None):
+    """Mean squared error in normalised units of a batch of raw rows, and its entry count.
+
+    With ``missing_values`` the batch may hold NaN: the encoder reads each row with
+    its holes filled (:meth:`~skdam.nn.GatedAutoencoder.encode_incomplete_normalized`)
+    and the mean runs over the observed entries only, so in normalised units it is
+    the unexplained share of the observed entries' variance. ``hide``, a boolean
+    mask, hides more entries from the encoder without taking them out of the mean.
+    Without ``missing_values``, this is the plain mean squared error over every entry.
+    """
+    x = module.normalize(batch)
+    autocast = contextlib.nullcontext() if autocast is None else autocast
+    if not missing_values:
+        with autocast:
+            reconstruction = module.decode_normalized(module.encode_normalized(x))
+        return torch.nn.functional.mse_loss(reconstruction.float(), x), x.numel()
+    observed = ~torch.isnan(x)
+    shown = x if hide is None else torch.where(hide, torch.nan, x)
+    with autocast:
+        reconstruction = module.decode_normalized(module.encode_incomplete_normalized(shown))
+    residual = torch.where(observed, reconstruction.float() - torch.where(observed, x, 0.0), 0.0)
+    n_observed = int(observed.sum())
+    return residual.square().sum() / max(n_observed, 1), n_observed
+
+
 @torch.no_grad()
-def reconstruction_error(module, X, batch_size):
-    """Mean squared error in normalised units over ``X``, computed in batches."""
+def reconstruction_error(module, X, batch_size, missing_values=False):
+    """Mean squared error in normalised units over ``X`` (its observed entries), in batches."""
     total = torch.zeros((), dtype=torch.float64, device=X.device)
+    entries = 0
     for start in range(0, X.shape[0], batch_size):
+        if missing_values:
+            error, n_entries = batch_error(module, X[start : start + batch_size], missing_values=True)
+            total += error.double() * n_entries
+            entries += n_entries
+            continue
         batch = module.normalize(X[start : start + batch_size])
         residual = module.decode_normalized(module.encode_normalized(batch)) - batch
         total += residual.square().sum(dtype=torch.float64)
-    return float(total) / max(X.numel(), 1)
+        entries += batch.numel()
+    return float(total) / max(entries, 1)
 
 
 class GateTrainer:
@@ -201,10 +243,11 @@ class GateTrainer:
             X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16"
         )
         for start in range(0, X_train.shape[0], settings.batch_size):
-            batch = module.normalize(X_train[permutation[start : start + settings.batch_size]])
-            with mixed_precision:
-                reconstruction = module.decode_normalized(module.encode_normalized(batch))
-            error = torch.nn.functional.mse_loss(reconstruction.float(), batch)
+            batch = X_train[permutation[start : start + settings.batch_size]]
+            hide = None
+            if settings.missing_values and settings.hidden_share > 0:
+                hide = torch.rand(batch.shape, generator=self.generator).to(batch.device) < settings.hidden_share
+            error = batch_error(module, batch, settings.missing_values, mixed_precision, hide)[0]
             loss = error + settings.alpha * gate.soft_open_count() if learned_beta else error
             if not torch.isfinite(loss):
                 return None
@@ -243,7 +286,9 @@ class GateTrainer:
         module.eval()
         validation_error = None
         if X_validation is not None:
-            validation_error = reconstruction_error(module, X_validation, self.settings.batch_size * 8)
+            validation_error = reconstruction_error(
+                module, X_validation, self.settings.batch_size * 8, self.settings.missing_values
+            )
         train_error = float(error_sum) / X_train.shape[0]  # per-row-weighted batch means
         record = EpochRecord(
             epoch=self.epochs_run,

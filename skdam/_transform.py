@@ -1,11 +1,14 @@
-"""What a fitted gated autoencoder does with data: embed, reconstruct, score.
+"""What a fitted gated autoencoder does with data: embed, reconstruct, complete, score.
 
 A mixin of the estimators' base, as scikit-learn's ``_BasePCA`` owns ``transform``
 and ``inverse_transform``. Every method works batch by batch, so memory stays
 bounded by the output, and each row's result does not depend on the other rows.
+Missing entries (NaN) are read as such: a batch that holds any goes through the
+encoder's filling path, :meth:`~skdam.nn.GatedAutoencoder.encode_incomplete`.
 """
 
 import numpy as np
+import scipy.sparse as sparse
 import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -14,8 +17,13 @@ from ._input import BATCH_CONVERTED_DTYPES, check_float32_range, dense_batches
 from ._runtime import as_tensor, module_on
 
 
+def has_missing(batch):
+    """Whether a dense batch holds NaN (integer and boolean ones cannot)."""
+    return batch.dtype.kind == "f" and bool(np.isnan(batch).any())
+
+
 class ReconstructionMixin(TransformerMixin):
-    """``transform``, ``inverse_transform``, ``score`` and ``score_samples`` over ``module_``."""
+    """``transform``, ``inverse_transform``, ``complete``, ``score`` and ``score_samples`` over ``module_``."""
 
     def _validate_for_batches(self, X, **check_params):
         """Check X for the batched methods without copying it whole.
@@ -23,7 +31,10 @@ class ReconstructionMixin(TransformerMixin):
         Float, integer and boolean arrays and sparse matrices pass as they are and are
         converted batch by batch, so memory stays bounded by the output.
         """
-        X = validate_data(self, X, dtype=BATCH_CONVERTED_DTYPES, accept_sparse="csr", reset=False, **check_params)
+        X = validate_data(
+            self, X, dtype=BATCH_CONVERTED_DTYPES, accept_sparse="csr", reset=False, ensure_all_finite="allow-nan",
+            **check_params,
+        )  # fmt: skip
         check_float32_range(X, type(self).__name__)
         return X
 
@@ -49,14 +60,16 @@ class ReconstructionMixin(TransformerMixin):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data in the units of the training data. Sparse input is densified batch
-            by batch.
+            Data in the units of the training data; NaN marks a missing entry.
+            Sparse input is densified batch by batch.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
             The gated code of the open units, most preferred unit first; same float
-            dtype as ``X`` (float64 for any other dtype).
+            dtype as ``X`` (float64 for any other dtype). A row with missing entries
+            is encoded with them filled, first with the mean, then with the model's
+            reconstruction; a row with nothing observed gets a finite code.
         """
         check_is_fitted(self)
         X = self._validate_for_batches(X)
@@ -64,7 +77,9 @@ class ReconstructionMixin(TransformerMixin):
         open_units = torch.as_tensor(self.open_units_, device=self.device_)
         embedding = np.empty((X.shape[0], self.n_components_), dtype=self._output_dtype(X))
         for rows, batch in dense_batches(X):
-            embedding[rows] = self._finite(module.encode(as_tensor(batch, self.device_))[:, open_units], "transform")
+            tensor = as_tensor(batch, self.device_)
+            code = module.encode_incomplete(tensor) if has_missing(batch) else module.encode(tensor)
+            embedding[rows] = self._finite(code[:, open_units], "transform")
         return embedding
 
     @torch.no_grad()
@@ -74,16 +89,17 @@ class ReconstructionMixin(TransformerMixin):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_components)
-            An embedding, as returned by :meth:`transform`.
+            An embedding, as returned by :meth:`transform`. A row of codes with a
+            NaN has no reconstruction: it comes back as a row of NaN.
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
             The decoder's reconstruction; same float dtype as ``X`` (float64 for any
-            other dtype).
+            other dtype). To fill the missing entries of data, see :meth:`complete`.
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=BATCH_CONVERTED_DTYPES, accept_sparse="csr", input_name="X")
+        X = check_array(X, dtype=BATCH_CONVERTED_DTYPES, accept_sparse="csr", input_name="X", ensure_all_finite="allow-nan")
         if X.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
@@ -96,10 +112,75 @@ class ReconstructionMixin(TransformerMixin):
         open_units = torch.as_tensor(self.open_units_, device=self.device_)
         reconstruction = np.empty((X.shape[0], self.n_features_in_), dtype=self._output_dtype(X))
         for rows, batch in dense_batches(X):
+            unknown = np.isnan(batch).any(axis=1) if has_missing(batch) else None
+            if unknown is not None:
+                batch = np.where(unknown[:, None], 0, batch)
             code = torch.zeros(batch.shape[0], self.max_components_, device=self.device_)
             code[:, open_units] = as_tensor(batch, self.device_)
             reconstruction[rows] = self._finite(module.decode(code), "inverse_transform")
+            if unknown is not None:
+                reconstruction[rows][unknown] = np.nan
         return reconstruction
+
+    @torch.no_grad()
+    def _reconstruct_batch(self, batch, method="complete", dtype=np.float32):
+        """The model's reconstruction of a dense batch that may hold NaN, in float64.
+
+        ``dtype`` is the network's arithmetic: float64 for a metric.
+        """
+        module = module_on(self.module_, self.device_, dtype=None if dtype == np.float32 else torch.float64)
+        tensor = as_tensor(batch, self.device_, dtype=dtype)
+        code = module.encode_incomplete(tensor)
+        return self._finite(module.decode(code), method).astype(np.float64, copy=False)
+
+    def complete(self, X):
+        """Fill the missing entries (NaN) of ``X`` with the model's reconstruction.
+
+        Every observed entry comes back bit for bit; only the NaN change. A row
+        with nothing observed is filled with what the model reconstructs from no
+        information (for :class:`DAMEmbedding`, the training mean).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data in the units of the training data; NaN marks a missing entry.
+
+        Returns
+        -------
+        X_completed : ndarray of shape (n_samples, n_features)
+            ``X`` with each NaN replaced by the reconstruction of its row; same
+            float dtype as ``X`` (float64 for any other dtype).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skdam import DAMEmbedding
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 10))
+        >>> X_missing = X.copy()
+        >>> X_missing[rng.uniform(size=X.shape) < 0.2] = np.nan
+        >>> embedding = DAMEmbedding(random_state=0).fit(X_missing)
+        >>> X_completed = embedding.complete(X_missing)
+        >>> bool(np.isnan(X_completed).any())
+        False
+        >>> observed = ~np.isnan(X_missing)
+        >>> bool((X_completed[observed] == X_missing[observed]).all())
+        True
+        >>> holes = ~observed
+        >>> model_error = np.abs(X_completed - X)[holes].mean()
+        >>> mean_error = np.abs(np.nanmean(X_missing, axis=0) - X)[holes].mean()
+        >>> bool(model_error < 0.1 * mean_error)
+        True
+        """
+        check_is_fitted(self)
+        X = self._validate_for_batches(X)
+        completed = np.empty(X.shape, dtype=self._output_dtype(X))
+        for rows, batch in dense_batches(X):
+            completed[rows] = batch
+            if has_missing(batch):
+                holes = np.isnan(batch)
+                completed[rows][holes] = self._reconstruct_batch(batch)[holes]
+        return completed
 
     @torch.no_grad()
     def _squared_errors(self, X):
@@ -113,6 +194,10 @@ class ReconstructionMixin(TransformerMixin):
         module = module_on(self.module_, self.device_, dtype=torch.float64)
         errors = np.empty(X.shape[0], dtype=np.float64)
         for rows, batch in dense_batches(X):
+            if has_missing(batch):  # observed entries only
+                reconstruction = self._reconstruct_batch(batch, "score", dtype=np.float64)
+                errors[rows] = np.nansum(np.square(batch - reconstruction, dtype=np.float64), axis=1)
+                continue
             tensor = as_tensor(batch, self.device_, dtype=np.float64)
             reconstruction = self._finite(module.decode(module.encode(tensor)), "score")
             errors[rows] = np.square(batch - reconstruction, dtype=np.float64).sum(axis=1)
@@ -157,12 +242,13 @@ class ReconstructionMixin(TransformerMixin):
         return float(np.mean(self.score_samples(X)))
 
     def r2_score(self, X):
-        """Reconstruction R^2, ``1 - SSE / SST``, over all entries of ``X``.
+        """Reconstruction R^2, ``1 - SSE / SST``, over all observed entries of ``X``.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            At least two rows: R^2 compares with the column means of ``X``.
+            At least two rows: R^2 compares with the column means of ``X`` (over
+            their observed entries, where NaN marks missing ones).
 
         Returns
         -------
@@ -174,8 +260,12 @@ class ReconstructionMixin(TransformerMixin):
         check_is_fitted(self)
         X = self._validate_for_batches(X, ensure_min_samples=2)
         residual = self._squared_errors(X).sum()
-        mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
-        total = sum(np.square(batch - mean).sum() for _, batch in dense_batches(X))
+        if not sparse.issparse(X) and has_missing(X):
+            mean = np.nanmean(X, axis=0, dtype=np.float64)
+            total = sum(np.nansum(np.square(batch - mean)) for _, batch in dense_batches(X))
+        else:
+            mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()
+            total = sum(np.square(batch - mean).sum() for _, batch in dense_batches(X))
         if total == 0:
             return 1.0 if residual == 0 else 0.0
         return float(1 - residual / total)

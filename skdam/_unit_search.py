@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._training import EpochRecord, reconstruction_error, snapshot
+from ._training import EpochRecord, batch_error, reconstruction_error, snapshot
 
 #: Rows an adaptation's early check measures its error on.
 CHECK_ROWS = 4096
@@ -150,7 +150,7 @@ class AdaptedUnitCount:
             count = self._close_units_worth_nothing(trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
         # On the last epoch's error first: no full pass where nothing is searched.
         if count != settled or self._may_be_wrong(last_record.monitored_error, count, alpha):
-            self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size)
+            self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size, trainer.settings.missing_values)
         if count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha):
             trainer.last_good_state = snapshot(module)
             return count != settled
@@ -191,11 +191,11 @@ class AdaptedUnitCount:
         passes over a few thousand rows; training is spent on the closer calls.
         """
         module, alpha = trainer.module, trainer.settings.alpha
-        error = reconstruction_error(module, rows, trainer.settings.batch_size)
+        error = reconstruction_error(module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
         while count > lowest:
             start = snapshot(module)
             module.set_open_count(count - 1)
-            closed_error = reconstruction_error(module, rows, trainer.settings.batch_size)
+            closed_error = reconstruction_error(module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
             if closed_error - error > alpha:
                 module.load_state_dict(start)
                 break
@@ -239,10 +239,8 @@ class AdaptedUnitCount:
                     permutation = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
                 module.train()
                 offset = (step % steps_per_pass) * batch_size
-                batch = module.normalize(X_train[permutation[offset : offset + batch_size]])
-                with autocast:
-                    reconstruction = module.decode_normalized(module.encode_normalized(batch))
-                loss = torch.nn.functional.mse_loss(reconstruction.float(), batch)
+                batch = X_train[permutation[offset : offset + batch_size]]
+                loss = batch_error(module, batch, settings.missing_values, autocast)[0]
                 if not torch.isfinite(loss):
                     return math.inf  # worse than any count: the caller puts the network back
                 optimizer.zero_grad(set_to_none=True)
@@ -255,7 +253,7 @@ class AdaptedUnitCount:
                     error_sum, rows_seen = 0.0, 0
                 if target is not None and step + 1 in (self.check_step // 2, self.check_step):
                     module.eval()
-                    checkpoints[step + 1] = reconstruction_error(module, checked, settings.batch_size)
+                    checkpoints[step + 1] = reconstruction_error(module, checked, settings.batch_size, settings.missing_values)
                     if step + 1 == self.check_step:
                         halfway, now = checkpoints[self.check_step // 2], checkpoints[self.check_step]
                         projected = max(now - self.projection_factor * max(halfway - now, 0.0), 0.0)
@@ -264,7 +262,7 @@ class AdaptedUnitCount:
         finally:
             module.gate.beta.requires_grad_(True)
             module.eval()
-        return reconstruction_error(module, judged, settings.batch_size)
+        return reconstruction_error(module, judged, settings.batch_size, settings.missing_values)
 
 
 def _record(trainer, error, n_open, history, on_epoch_end):

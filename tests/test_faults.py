@@ -316,8 +316,9 @@ def test_fit_leaves_the_global_random_state_alone(X):
 
 
 def _nan_rows(X):
+    """A row with nothing observed, which fit refuses."""
     X = X.copy()
-    X[0, 0] = np.nan
+    X[0] = np.nan
     return X
 
 

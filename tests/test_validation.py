@@ -72,12 +72,14 @@ def _frame(X):
 
 LETTERS = np.array([["a", "b"], ["c", "d"], ["e", "f"]])
 NOT_FITTED = Raises(NotFittedError, "is not fitted yet. Call 'fit'")
-NAN = Raises(ValueError, "Input X contains NaN")
+INFINITY = Raises(ValueError, "Input X contains infinity")
 WRONG_WIDTH = Raises(ValueError, r"X has 4 features, but DAM\w+ is expecting 6 features as input")
 
 CASES = [
     # ------------------------------------------------------------------ fit
-    Case("fit-nan", "fit", "unfitted", "a NaN", lambda X, _: _with_value(X, np.nan), NAN),
+    Case("fit-nan", "fit", "unfitted", "a NaN (a missing value)", lambda X, _: _with_value(X, np.nan), Works()),
+    Case("fit-inf", "fit", "unfitted", "an inf", lambda X, _: _with_value(X, np.inf), INFINITY),
+    Case("fit-empty-row", "fit", "unfitted", "a row of NaN", lambda X, _: np.vstack([X, np.full((1, N_FEATURES), np.nan)]), Raises(ValueError, r"row\(s\) 60 of X are all NaN")),
     Case("fit-infinity", "fit", "unfitted", "an infinity", lambda X, _: _with_value(X, np.inf), Raises(ValueError, "Input X contains infinity")),
     Case("fit-empty", "fit", "unfitted", "shape (0, 6)", lambda X, _: X[:0], Raises(ValueError, r"Found array with 0 sample\(s\)")),
     Case("fit-no-features", "fit", "unfitted", "shape (60, 0)", lambda X, _: X[:, :0], Raises(ValueError, r"Found array with 0 feature\(s\)")),
@@ -117,7 +119,9 @@ CASES = [
     Case("transform-renamed-columns", "transform", "fitted on frame", "a DataFrame with a column renamed", lambda X, _: _frame(X).rename(columns={"x0": "renamed"}), Raises(ValueError, r"Feature names unseen at fit time:\n- renamed")),
     Case("transform-reordered-columns", "transform", "fitted on frame", "a DataFrame with its columns reordered", lambda X, _: _frame(X).iloc[:, ::-1], Raises(ValueError, "Feature names must be in the same order as they were in fit")),
     Case("transform-frame-on-array-fit", "transform", "fitted", "a DataFrame, fitted on an array", lambda X, _: _frame(X), Works(warns=(UserWarning, "X has feature names, but DAM\\w+ was fitted without feature names"))),
-    Case("transform-nan", "transform", "fitted", "a NaN", lambda X, _: _with_value(X, np.nan), NAN),
+    Case("transform-nan", "transform", "fitted", "a NaN (a missing value)", lambda X, _: _with_value(X, np.nan), Works()),
+    Case("transform-inf", "transform", "fitted", "an inf", lambda X, _: _with_value(X, np.inf), INFINITY),
+    Case("transform-empty-row", "transform", "fitted", "a row of NaN (the mean row's code)", lambda X, _: np.full((2, N_FEATURES), np.nan), Works()),
     Case("transform-infinity", "transform", "fitted", "an infinity", lambda X, _: _with_value(X, -np.inf), Raises(ValueError, "Input X contains infinity")),
     Case("transform-empty", "transform", "fitted", "shape (0, 6)", lambda X, _: X[:0], Raises(ValueError, r"Found array with 0 sample\(s\)")),
     Case("transform-single-sample", "transform", "fitted", "one row", lambda X, _: X[:1], Works()),
@@ -137,7 +141,7 @@ CASES = [
     Case("inverse_transform-not-fitted", "inverse_transform", "unfitted", "before fit", lambda X, _: X, NOT_FITTED),
     Case("inverse_transform-wrong-width", "inverse_transform", "fitted", "one column more than n_components_", lambda X, fitted: np.ones((5, fitted.n_components_ + 1)), Raises(ValueError, r"is expecting \d+ features \(its n_components_\) as input to inverse_transform")),
     Case("inverse_transform-1d", "inverse_transform", "fitted", "a 1-D array", lambda X, fitted: np.ones(fitted.n_components_), Raises(ValueError, "Expected 2D array, got 1D array instead")),
-    Case("inverse_transform-nan", "inverse_transform", "fitted", "a NaN", lambda X, fitted: np.full((3, fitted.n_components_), np.nan), Raises(ValueError, "Input X contains NaN")),
+    Case("inverse_transform-inf", "inverse_transform", "fitted", "an inf", lambda X, fitted: np.full((3, fitted.n_components_), np.inf), INFINITY),
     Case("inverse_transform-integers", "inverse_transform", "fitted", "int64", lambda X, fitted: np.ones((3, fitted.n_components_), dtype=np.int64), Works(dtype=np.float64)),
     Case("inverse_transform-float32", "inverse_transform", "fitted", "float32 (kept)", lambda X, fitted: fitted.transform(X.astype(np.float32)), Works(dtype=np.float32)),
     Case("inverse_transform-sparse", "inverse_transform", "fitted", "a scipy.sparse matrix", lambda X, fitted: sparse.csr_matrix(fitted.transform(X)), Works(dtype=np.float64)),
@@ -146,7 +150,8 @@ CASES = [
     # ------------------------------------------------- score, score_samples
     Case("score-not-fitted", "score", "unfitted", "before fit", lambda X, _: X, NOT_FITTED),
     Case("score-wrong-width", "score", "fitted", "4 columns, fitted on 6", lambda X, _: X[:, :4], WRONG_WIDTH),
-    Case("score-nan", "score", "fitted", "a NaN", lambda X, _: _with_value(X, np.nan), NAN),
+    Case("score-nan", "score", "fitted", "a NaN (the marginal of the observed entries)", lambda X, _: _with_value(X, np.nan), Works()),
+    Case("score-inf", "score", "fitted", "an inf", lambda X, _: _with_value(X, np.inf), INFINITY),
     Case("score-single-sample", "score", "fitted", "one row (a log-likelihood, as PCA's)", lambda X, _: X[:1], Works()),
     Case("score-constant", "score", "fitted", "constant rows", lambda X, _: np.ones((4, N_FEATURES)), Works()),
     Case("r2_score-single-sample", "r2_score", "fitted", "one row (R^2 needs two)", lambda X, _: X[:1], Raises(ValueError, r"1 sample\(s\) \(shape=\(1, 6\)\) while a minimum of 2 is required")),
@@ -155,7 +160,10 @@ CASES = [
     Case("score-integers", "score", "fitted", "int64", lambda X, _: np.round(X * 10).astype(np.int64), Works()),
     Case("score_samples-not-fitted", "score_samples", "unfitted", "before fit", lambda X, _: X, NOT_FITTED),
     Case("score_samples-wrong-width", "score_samples", "fitted", "4 columns, fitted on 6", lambda X, _: X[:, :4], WRONG_WIDTH),
-    Case("score_samples-nan", "score_samples", "fitted", "a NaN", lambda X, _: _with_value(X, np.nan), NAN),
+    Case("score_samples-nan", "score_samples", "fitted", "a NaN (the marginal of the observed entries)", lambda X, _: _with_value(X, np.nan), Works()),
+    Case("score_samples-inf", "score_samples", "fitted", "an inf", lambda X, _: _with_value(X, np.inf), INFINITY),
+    Case("complete-nan", "complete", "fitted", "a NaN (filled by the model)", lambda X, _: _with_value(X, np.nan), Works(dtype=np.float64)),
+    Case("complete-inf", "complete", "fitted", "an inf", lambda X, _: _with_value(X, np.inf), INFINITY),
     Case("score_samples-single-sample", "score_samples", "fitted", "one row", lambda X, _: X[:1], Works()),
     Case("score_samples-sparse", "score_samples", "fitted", "a scipy.sparse matrix", lambda X, _: sparse.csr_matrix(X), Works()),
 ]
