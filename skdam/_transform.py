@@ -18,8 +18,12 @@ from ._runtime import as_tensor, module_on
 
 
 def has_missing(batch):
-    """Whether a dense batch holds NaN (integer and boolean ones cannot)."""
-    return batch.dtype.kind == "f" and bool(np.isnan(batch).any())
+    """Whether a dense, validated batch holds NaN (integer and boolean ones cannot).
+
+    A float64 sum is NaN exactly when an entry is (inf has been refused, and no
+    float64 sum of entries below 1e36 overflows), and it allocates no mask.
+    """
+    return batch.dtype.kind == "f" and bool(np.isnan(batch.sum(dtype=np.float64)))
 
 
 class ReconstructionMixin(TransformerMixin):
@@ -209,7 +213,9 @@ class ReconstructionMixin(TransformerMixin):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data in the units of the training data.
+            Data in the units of the training data. NaN marks a missing entry: such
+            a row scores the log-likelihood of its observed entries (the model's
+            marginal on them).
 
         Returns
         -------

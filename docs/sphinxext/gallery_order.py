@@ -11,6 +11,7 @@ EXAMPLE_ORDER = [
     "plot_pca_comparison.py",
     "plot_grid_search_alpha.py",
     "plot_fashion_mnist.py",
+    "plot_missing_values.py",
     "plot_prune_networks.py",
 ]
 
