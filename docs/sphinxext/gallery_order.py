@@ -12,6 +12,7 @@ EXAMPLE_ORDER = [
     "plot_grid_search_alpha.py",
     "plot_fashion_mnist.py",
     "plot_missing_values.py",
+    "plot_recommendation.py",
     "plot_graph_embedding.py",
     "plot_prune_networks.py",
 ]
