@@ -268,7 +268,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         """The network, its normalisation and its SVD warm start, on the CPU.
 
         With ``missing_values`` the statistics hold on the observed entries and the
-        axes come from an iterative low-rank fill (:func:`incomplete_principal_axes`);
+        axes come from probabilistic PCA's EM on them (:func:`incomplete_principal_axes`);
         the encoder's perceptron then also reads which entries are missing.
         """
         axes = bottleneck_axes(
