@@ -274,6 +274,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         axes = bottleneck_axes(
             X, random_state, max_components=self.max_components, min_open=self._min_open, alpha=self.alpha,
             incremental=incremental, min_open_name="min_components" if self.n_components == "auto" else "n_components",
+            missing_values=missing_values,
         )  # fmt: skip
         check_spread(axes.mean, axes.spread, type(self).__name__)
         # Construction draws from the global RNG; fork_rng puts it back, and

@@ -160,14 +160,15 @@ def _top_axes(centred, n_directions, random_state):
     return directions, np.clip(singular_values**2 / total, 0, 1)
 
 
-def bottleneck_axes(X, random_state, *, max_components, min_open, alpha, incremental, min_open_name):
+def bottleneck_axes(X, random_state, *, max_components, min_open, alpha, incremental, min_open_name, missing_values=False):
     """Principal axes for the bottleneck's units, as many as its width.
 
     A ``max_components`` the user set bounds the width. The default is at least
     ``DEFAULT_MAX_COMPONENTS`` and twice the number of principal components that
     explain more than ``alpha``, so it does not cap the answer. ``fit`` is bounded by
     ``min(n_samples, n_features)``; ``partial_fit`` by ``n_features`` only where the
-    covariance gives every axis, whatever the rows of its first chunk.
+    covariance gives every axis, whatever the rows of its first chunk. With
+    ``missing_values`` (``X`` holds NaN) the axes are :func:`incomplete_principal_axes`.
     """
     n_samples, n_features = X.shape
     exact = n_features <= COVARIANCE_MAX_FEATURES
@@ -177,7 +178,6 @@ def bottleneck_axes(X, random_state, *, max_components, min_open, alpha, increme
         n_directions = width = min(max_components, limit)
     else:
         n_directions = limit if exact else min(limit, 2 * floor)
-    missing_values = bool(np.isnan(X).any())
     while True:
         if missing_values:
             axes = incomplete_principal_axes(X, n_directions, random_state, alpha)
