@@ -44,7 +44,7 @@ FRACTIONS = [0.1, 0.3, 0.5]
 SVD_GRID = [(rank, shrinkage) for rank in (10, 20, 40) for shrinkage in (0.0, 0.03, 0.1)]
 VALIDATION_FRACTION = 0.1
 #: Small grids: each DAMAutoencoder fit takes minutes on 2 cores.
-ALPHA_GRIDS = {"DAMEmbedding": [0.03, 0.01, 0.003, 0.001, 0.0003], "DAMAutoencoder": [0.01, 0.003, 0.001]}
+ALPHA_GRIDS = {"DAMEmbedding": [0.03, 0.01, 0.003, 0.001, 0.0003], "DAMAutoencoder": [0.03, 0.01, 0.003, 0.001]}
 DATASETS = ["digits", "Fashion-MNIST"]
 
 
@@ -70,8 +70,11 @@ def main():
     parser.add_argument("--levels", type=float, nargs="+", default=FRACTIONS, help="shares of entries hidden")
     parser.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     parser.add_argument("--name", default="missing", help="results/<name>.txt")
+    parser.add_argument("--autoencoder-alphas", type=float, nargs="+", default=ALPHA_GRIDS["DAMAutoencoder"],
+                        help="DAMAutoencoder's alpha grid (minutes a fit on 2 cores)")
     args = parser.parse_args()
     limit_threads(args.threads)
+    alpha_grids = {**ALPHA_GRIDS, "DAMAutoencoder": args.autoencoder_alphas}
 
     from sklearn.datasets import load_digits
 
@@ -91,7 +94,7 @@ def main():
            f"(pixels in [-1, 1]). Data sets run: {', '.join(data)}; missing shares: {', '.join(f'{level:.0%}' for level in args.levels)}. Entries hidden completely at random (seed "
            f"{args.seed}); RMSE on the hidden entries. Iterative SVD: rank and shrinkage (share of the largest singular value) "
            f"chosen on {VALIDATION_FRACTION:.0%} of the observed entries from {SVD_GRID}. DAM estimators: alpha chosen on the same "
-           f"validation entries from {ALPHA_GRIDS}, then refitted on all observed entries.\n")
+           f"validation entries from {alpha_grids}, then refitted on all observed entries.\n")
 
     results, choices = {}, []
     for name, X in data.items():
@@ -117,7 +120,7 @@ def main():
                     held_out = float(np.mean(estimator.score_samples(X_observed) - estimator.score_samples(X_fit)))
                     return estimator.complete(X_fit), (estimator, held_out, sorted({type(w.message).__name__ for w in caught}))
 
-                grid = ALPHA_GRIDS[label]
+                grid = alpha_grids[label]
                 (completed, alpha, validation, (estimator, _, warned)), seconds = timed(
                     lambda: select_on_validation(X_holes, grid, fit_complete, VALIDATION_FRACTION, np.random.RandomState(args.seed)))
                 by_likelihood = max(grid, key=lambda a: validation[a][1][1])
