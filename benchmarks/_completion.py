@@ -101,12 +101,53 @@ def iterative_svd(X, rank, shrinkage=0.0, max_iter=100, tol=1e-3, random_state=0
     return filled + means, n_iter
 
 
-def select_iterative_svd(X, grid, validation_fraction, random_state, max_iter=100):
-    """The (rank, shrinkage) of ``grid`` with the least error on a validation part of X's observed entries.
+def select_on_validation(X, grid, fit_complete, validation_fraction, random_state):
+    """The setting of ``grid`` with the least error on a validation part of X's observed entries.
 
     Nothing outside X's observed entries is looked at: a ``validation_fraction``
     of them is hidden, each setting is fitted on the rest, and the one with the
-    smallest validation RMSE is refitted on all observed entries.
+    smallest validation RMSE is refitted on all observed entries. The same
+    ``random_state`` hides the same entries for every method, so their choices are
+    made on equal terms.
+
+    Parameters
+    ----------
+    X : ndarray
+        Data with NaN where an entry is missing.
+    grid : list
+        Settings, each passed to ``fit_complete``.
+    fit_complete : callable
+        ``fit_complete(X_holes, setting)`` fits on ``X_holes`` and returns
+        ``(completed, fitted)``: the completed matrix and whatever the caller wants
+        back about the fit (the estimator, a rank).
+    validation_fraction : float
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    completed : ndarray
+        ``X`` completed with the chosen setting.
+    chosen : object
+        The chosen setting.
+    validation : dict
+        Setting -> ``(validation RMSE, fitted)`` of its fit on the kept entries.
+    refitted : object
+        ``fitted`` of the refit on all observed entries.
+    """
+    observed = ~np.isnan(X)
+    kept, validation_entries = hide_entries(observed, validation_fraction, random_state)
+    X_kept = with_holes(X, kept)
+    validation = {}
+    for setting in grid:
+        completed, fitted = fit_complete(X_kept, setting)
+        validation[setting] = (rmse(completed, X, validation_entries), fitted)
+    chosen = min(validation, key=lambda setting: validation[setting][0])
+    completed, refitted = fit_complete(X, chosen)
+    return completed, chosen, validation, refitted
+
+
+def select_iterative_svd(X, grid, validation_fraction, random_state, max_iter=100):
+    """The (rank, shrinkage) of ``grid`` with the least validation error (:func:`select_on_validation`).
 
     Returns
     -------
@@ -117,16 +158,10 @@ def select_iterative_svd(X, grid, validation_fraction, random_state, max_iter=10
     validation : dict
         Validation RMSE of every setting.
     """
-    observed = ~np.isnan(X)
-    kept, validation_entries = hide_entries(observed, validation_fraction, random_state)
-    X_kept = with_holes(X, kept)
-    errors = {}
-    for rank, shrinkage in grid:
-        completed, _ = iterative_svd(X_kept, rank, shrinkage, max_iter=max_iter)
-        errors[(rank, shrinkage)] = rmse(completed, X, validation_entries)
-    chosen = min(errors, key=errors.get)
-    completed, _ = iterative_svd(X, *chosen, max_iter=max_iter)
-    return completed, chosen, errors
+    completed, chosen, validation, _ = select_on_validation(
+        X, grid, lambda X_holes, setting: (iterative_svd(X_holes, *setting, max_iter=max_iter)[0], None),
+        validation_fraction, random_state)
+    return completed, chosen, {setting: error for setting, (error, _) in validation.items()}
 
 
 class IterativeSVD:
