@@ -7,7 +7,7 @@ scales (``--scale``):
 - ``cpu`` (default): ResNet-20 on the images average-pooled to 14x14 and a seeded
   subset of 12000 training images, 20 epochs per training (a cold start of 2, the
   gates frozen for the last 5 in the frozen-gates variant, 10 epochs of fine-tuning
-  for slimming), so that the whole script takes about CPU_MINUTES CPU-minutes (one
+  for slimming), so that the whole script takes about 21 CPU-minutes (one
   thread), under 45 minutes of wall-clock time on 2 busy cores;
 - ``paper``: the authors' depth class, ResNet-56, on all 60000 images at 28x28, for
   a GPU; ``pruning_paper_scale.py`` runs it inside a budget of GPU time.
@@ -108,8 +108,11 @@ class Scale:
 
 
 SCALES = {
-    # About 20 CPU-minutes (one thread): measured, on 2 shared cores a second torch
-    # thread made an epoch 4x slower.
+    # About 21 CPU-minutes (one thread), measured: five trainings of 20 epochs at
+    # 180-210 CPU-s each, three fine-tunings at 70-76 s. On 2 shared cores a second
+    # torch thread made an epoch 4x slower. The epochs are what the gates need: they
+    # stop closing by about epoch 14, and the 5 frozen epochs let the weights settle
+    # on the final width before the learning rate runs out.
     "cpu": Scale("cpu", 3, 2, 12000, epochs=20, cold_start_epochs=2, settle_epochs=5, fine_tune_epochs=10,
                  alphas=(0.2,), settle_alphas=(0.2, 0.3)),
     # The paper's depth and the whole data set, for a GPU: the epochs are what the
@@ -455,7 +458,8 @@ def main():
         f"{scale.network} (16/32/64), Fashion-MNIST at {side}x{side}, {scale.n_train} training images, "
         f"10000 test images; SGD lr {scale.learning_rate}, momentum 0.9, cosine schedule, batch {scale.batch_size}, "
         f"weight decay {WEIGHT_DECAY}; {scale.epochs} epochs per training; DAM cold start {scale.cold_start_epochs} "
-        f"epoch(s); slimming lambda {SLIMMING_PENALTY}, fine-tuning {scale.fine_tune_epochs} epochs at lr "
+        f"epoch(s), gates frozen the last {scale.settle_epochs} in the frozen-gates variant; "
+        f"slimming lambda {SLIMMING_PENALTY}, fine-tuning {scale.fine_tune_epochs} epochs at lr "
         f"{scale.learning_rate / 5}; seed {scale.seed}."
     )
     timing = ("CPU seconds of the training process (one thread)" if device.type == "cpu" else
