@@ -114,7 +114,7 @@ SCALES = {
     # stop closing by about epoch 14, and the 5 frozen epochs let the weights settle
     # on the final width before the learning rate runs out.
     "cpu": Scale("cpu", 3, 2, 12000, epochs=20, cold_start_epochs=2, settle_epochs=5, fine_tune_epochs=10,
-                 alphas=(0.2,), settle_alphas=(0.2, 0.3)),
+                 alphas=(0.2,), settle_alphas=(0.15, 0.2, 0.3)),
     # The paper's depth and the whole data set, for a GPU: the epochs are what the
     # device budget allows (--epochs), the phases keep the authors' proportions
     # (cold start 10 %), the gates frozen the last quarter as on the CPU, fine-tuning
