@@ -7,7 +7,7 @@ scales (``--scale``):
 - ``cpu`` (default): ResNet-20 on the images average-pooled to 14x14 and a seeded
   subset of 12000 training images, 20 epochs per training (a cold start of 2, the
   gates frozen for the last 5 in the frozen-gates variant, 10 epochs of fine-tuning
-  for slimming), so that the whole script takes about 21 CPU-minutes (one
+  for slimming), so that the whole script takes 26 to 28 CPU-minutes of training (one
   thread), under 45 minutes of wall-clock time on 2 busy cores;
 - ``paper``: the authors' depth class, ResNet-56, on all 60000 images at 28x28, for
   a GPU; ``pruning_paper_scale.py`` runs it inside a budget of GPU time.
@@ -108,8 +108,8 @@ class Scale:
 
 
 SCALES = {
-    # About 21 CPU-minutes (one thread), measured: five trainings of 20 epochs at
-    # 180-210 CPU-s each, three fine-tunings at 70-76 s. On 2 shared cores a second
+    # 26 to 28 CPU-minutes (one thread), measured on seeds 0 and 1: six trainings of
+    # 20 epochs at 180-245 CPU-s each, and four shorter fine-tunings. On 2 shared cores a second
     # torch thread made an epoch 4x slower. The epochs are what the gates need: they
     # stop closing by about epoch 14, and the 5 frozen epochs let the weights settle
     # on the final width before the learning rate runs out.
