@@ -112,7 +112,9 @@ class DAMEmbedding(_BaseDAM):
         ``partial_fit`` only entry 0 is known; the others are NaN.
     noise_variance_ : float
         Mean variance of the directions left out, as PCA's: the isotropic noise of
-        the probabilistic PCA model behind ``score``.
+        the probabilistic PCA model behind ``score``. Fitted with missing values:
+        the squared residuals of the observed entries per degree of freedom left
+        (docs/missing-values.md).
     singular_values_ : ndarray of shape (n_components,)
         ``sqrt(explained_variance_ * (n_samples_ - 1))``, as PCA's.
     n_samples_ : int
