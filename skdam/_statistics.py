@@ -98,11 +98,13 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
     The covariance is fitted by expectation-maximisation of the probabilistic PCA
     model (Tipping & Bishop, 1999) on the observed entries, starting from the mean
     fill. Each iteration keeps the axes that explain more than ``alpha`` of the
-    current covariance (at least one) and the noise, the mean variance of the
-    others; fills each row's missing entries with their expectation given its
-    observed ones (:func:`~skdam._pca_model.ppca_incomplete_codes`); and takes the
-    covariance of the filled rows plus the noise variance on each filled entry, so
-    that filled entries do not look less noisy than observed ones. A hard low-rank
+    current covariance (at least one); fills each row's missing entries with their
+    expectation given its observed ones and re-estimates the noise variance from
+    the observed entries' residuals, degrees of freedom counted
+    (:func:`~skdam._pca_model.ppca_incomplete_em_step`; the first noise is the mean
+    variance of the other axes of the mean fill); and takes the covariance of the
+    filled rows plus the noise variance on each filled entry, so that filled
+    entries do not look less noisy than observed ones. A hard low-rank
     fill without that noise term overfits the holes (on digits with 30 % missing,
     rank 27 filled them worse than the mean). With more than
     ``COVARIANCE_MAX_FEATURES`` features the axes are those of the mean-filled data.
