@@ -10,12 +10,17 @@ from ._input import dense_batches
 from ._pca_model import (
     ppca_covariance,
     ppca_incomplete_codes,
+    ppca_incomplete_em_step,
     ppca_incomplete_log_likelihood,
     ppca_log_likelihood,
     ppca_precision,
 )
 from ._statistics import row_chunks
 from ._transform import has_missing
+
+#: Re-estimates of the noise at the final components, from the warm start's: the
+#: degrees-of-freedom update settles in two or three.
+NOISE_REESTIMATES = 3
 
 
 class DAMEmbedding(_BaseDAM):
@@ -107,7 +112,9 @@ class DAMEmbedding(_BaseDAM):
         ``partial_fit`` only entry 0 is known; the others are NaN.
     noise_variance_ : float
         Mean variance of the directions left out, as PCA's: the isotropic noise of
-        the probabilistic PCA model behind ``score``.
+        the probabilistic PCA model behind ``score``. Fitted with missing values:
+        the squared residuals of the observed entries per degree of freedom left
+        (docs/missing-values.md).
     singular_values_ : ndarray of shape (n_components,)
         ``sqrt(explained_variance_ * (n_samples_ - 1))``, as PCA's.
     n_samples_ : int
@@ -346,6 +353,13 @@ class DAMEmbedding(_BaseDAM):
         # As PCA: the mean variance of the min(n_samples, n_features) - k directions left out.
         n_left_out = min(X_fit.shape) - self.n_components_
         self.noise_variance_ = max(total_variance - self.explained_variance_.sum(), 0.0) / n_left_out if n_left_out > 0 else 0.0
+        if covariance is not None and n_left_out > 0:
+            # Missing values: the variance the observed entries leave per degree of
+            # freedom (the left-out variance of the filled rows understates it).
+            for _ in range(NOISE_REESTIMATES):
+                _, self.noise_variance_ = ppca_incomplete_em_step(
+                    X_fit, self.mean_, self.components_, self.explained_variance_, self.noise_variance_
+                )
 
 
 def _explained_variances(X, mean, components):

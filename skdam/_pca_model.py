@@ -78,6 +78,45 @@ def _signal(explained_variance, noise_variance):
     return np.maximum(explained_variance - noise_variance, 0.0)
 
 
+def _ridge(explained_variance, noise_variance):
+    """Each component's noise-to-signal ratio, the ridge of its code (inf: no signal)."""
+    signal = _signal(explained_variance, noise_variance)
+    # A floor so that a noise-free model still solves where C_o.T is rank-deficient.
+    floor = 1e-10 * max(float(np.max(explained_variance, initial=0.0)), np.finfo(np.float64).tiny)
+    return np.where(signal > 0, max(noise_variance, floor) / np.where(signal > 0, signal, 1.0), np.inf)
+
+
+def _posterior(X, mean, components, ridge, with_trace=False):
+    """Per block of rows: the rows, the posterior mean codes and ``tr((G + R)^-1 G)``.
+
+    ``G = C_o C_o.T`` and ``R = diag(ridge)``; the trace (None unless
+    ``with_trace``) is the number of components a row's observed entries determine,
+    between 0 and ``k``: the share of the noise that its fitted codes absorb. Rows
+    with no hole share one ``G``, so they share one factorisation too.
+    """
+    n_components = components.shape[0]
+    diagonal = np.arange(n_components)
+    shared = components @ components.T
+    shared[diagonal, diagonal] += ridge
+    for rows in _row_blocks(X.shape[0], n_components):
+        batch = X[rows]
+        holes = np.isnan(batch).any(axis=1)
+        codes = np.empty((batch.shape[0], n_components))
+        determined = np.empty(batch.shape[0]) if with_trace else None
+        if (~holes).any():
+            codes[~holes] = np.linalg.solve(shared, ((batch[~holes] - mean) @ components.T).T).T
+            if with_trace:
+                determined[~holes] = np.trace(np.linalg.solve(shared, shared - np.diag(ridge)))
+        if holes.any():
+            _, gram, projected = _observed_algebra(batch[holes], mean, components)
+            regularized = gram.copy()
+            regularized[:, diagonal, diagonal] += ridge
+            codes[holes] = np.linalg.solve(regularized, projected[..., None])[..., 0]
+            if with_trace:
+                determined[holes] = np.einsum("nii->n", np.linalg.solve(regularized, gram))
+        yield rows, codes, determined
+
+
 def ppca_incomplete_codes(X, mean, components, explained_variance, noise_variance):
     """Codes of rows with missing entries (NaN): least squares on the observed entries.
 
@@ -90,21 +129,48 @@ def ppca_incomplete_codes(X, mean, components, explained_variance, noise_varianc
     mean row's) finite. A component with no signal gets code 0.
     """
     X = np.asarray(X, dtype=np.float64)
-    n_components, n_features = components.shape
-    signal = _signal(explained_variance, noise_variance)
-    # A floor so that a noise-free model still solves where C_o.T is rank-deficient.
-    floor = 1e-10 * max(float(np.max(explained_variance, initial=0.0)), np.finfo(np.float64).tiny)
-    ridge = np.where(signal > 0, max(noise_variance, floor) / np.where(signal > 0, signal, 1.0), np.inf)
+    ridge = _ridge(explained_variance, noise_variance)
     usable = np.isfinite(ridge)
-    codes = np.zeros((X.shape[0], n_components))
-    if not usable.any():
-        return codes
-    kept = components[usable]
-    for rows in _row_blocks(X.shape[0], kept.shape[0]):
-        _, gram, projected = _observed_algebra(X[rows], mean, kept)
-        gram[:, np.arange(kept.shape[0]), np.arange(kept.shape[0])] += ridge[usable]
-        codes[rows, usable] = np.linalg.solve(gram, projected[..., None])[..., 0]
+    codes = np.zeros((X.shape[0], components.shape[0]))
+    if usable.any():
+        for rows, block_codes, _ in _posterior(X, mean, components[usable], ridge[usable]):
+            codes[rows, usable] = block_codes
     return codes
+
+
+def ppca_incomplete_em_step(X, mean, components, explained_variance, noise_variance):
+    """The posterior mean codes of every row, and the re-estimated noise variance.
+
+    Probabilistic PCA's maximum-likelihood update of the noise with missing values
+    (Ilin & Raiko, JMLR 2010) is ``v' = (RSS + v T) / n_observed``: ``RSS`` sums the
+    squared residuals of the observed entries given the codes of
+    :func:`ppca_incomplete_codes`, and ``T`` sums over rows ``tr((G + R)^-1 G)``, the
+    number of components a row's observed entries determine. This returns its fixed
+    point at the current codes, ``RSS / (n_observed - T)``, reached in one step
+    rather than many: residuals divided by the degrees of freedom left, as the
+    variance of a least-squares fit is. A model with many components fitted to rows
+    with many holes fits their observed entries closely; without the correction its
+    noise falls towards zero and its fills, no longer shrunk, are worse than the
+    mean's (digits with 30 % missing, 39 components: RMSE 5.3 against the mean's 4.3).
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples, n_components)
+    noise_variance : float
+    """
+    X = np.asarray(X, dtype=np.float64)
+    ridge = _ridge(explained_variance, noise_variance)
+    usable = np.isfinite(ridge)
+    codes = np.zeros((X.shape[0], components.shape[0]))
+    n_observed = int(np.count_nonzero(~np.isnan(X)))
+    if not usable.any():
+        return codes, float(np.nansum(np.square(X - mean))) / max(n_observed, 1)
+    squared_residuals = determined = 0.0
+    for rows, block_codes, block_determined in _posterior(X, mean, components[usable], ridge[usable], with_trace=True):
+        codes[rows, usable] = block_codes
+        squared_residuals += float(np.nansum(np.square(X[rows] - mean - block_codes @ components[usable])))
+        determined += float(block_determined.sum())
+    return codes, squared_residuals / max(n_observed - determined, 1.0)
 
 
 def ppca_incomplete_log_likelihood(X, mean, components, explained_variance, noise_variance):

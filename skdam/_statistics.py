@@ -98,11 +98,13 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
     The covariance is fitted by expectation-maximisation of the probabilistic PCA
     model (Tipping & Bishop, 1999) on the observed entries, starting from the mean
     fill. Each iteration keeps the axes that explain more than ``alpha`` of the
-    current covariance (at least one) and the noise, the mean variance of the
-    others; fills each row's missing entries with their expectation given its
-    observed ones (:func:`~skdam._pca_model.ppca_incomplete_codes`); and takes the
-    covariance of the filled rows plus the noise variance on each filled entry, so
-    that filled entries do not look less noisy than observed ones. A hard low-rank
+    current covariance (at least one); fills each row's missing entries with their
+    expectation given its observed ones and re-estimates the noise variance from
+    the observed entries' residuals, degrees of freedom counted
+    (:func:`~skdam._pca_model.ppca_incomplete_em_step`; the first noise is the mean
+    variance of the other axes of the mean fill); and takes the covariance of the
+    filled rows plus the noise variance on each filled entry, so that filled
+    entries do not look less noisy than observed ones. A hard low-rank
     fill without that noise term overfits the holes (on digits with 30 % missing,
     rank 27 filled them worse than the mean). With more than
     ``COVARIANCE_MAX_FEATURES`` features the axes are those of the mean-filled data.
@@ -110,7 +112,7 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
     ``covariance`` is the fitted covariance; ``variance_shares`` are its principal
     variances as shares of its trace.
     """
-    from ._pca_model import ppca_incomplete_codes  # NumPy only, like this module
+    from ._pca_model import ppca_incomplete_em_step  # NumPy only, like this module
 
     n_samples, n_features = X.shape
     observed = ~np.isnan(X)
@@ -125,23 +127,26 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
     missing = ~observed
     missing_per_feature = missing.sum(axis=0)
     holed_rows = np.flatnonzero(missing.any(axis=1))
-    noise = 0.0
+    noise = None
     for _ in range(MISSING_FIT_ITERATIONS):
         centred = completed - mean
-        covariance = (centred.T @ centred + np.diag(noise * missing_per_feature)) / n_samples
+        covariance = (centred.T @ centred + np.diag((noise or 0.0) * missing_per_feature)) / n_samples
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         eigenvalues, eigenvectors = np.clip(eigenvalues[::-1], 0.0, None), eigenvectors[:, ::-1]
         shares = eigenvalues / max(float(eigenvalues.sum()), np.finfo(np.float64).tiny)
         rank = min(max(1, int(np.sum(shares > alpha))), n_features - 1)
-        noise = float(eigenvalues[rank:].mean())
-        codes = ppca_incomplete_codes(X[holed_rows], mean, eigenvectors[:, :rank].T, eigenvalues[:rank], noise)
-        fill = mean + codes @ eigenvectors[:, :rank].T
+        if noise is None:  # the mean fill's: PCA's estimate, the mean left-out variance
+            noise = float(eigenvalues[rank:].mean())
+        codes, updated_noise = ppca_incomplete_em_step(X, mean, eigenvectors[:, :rank].T, eigenvalues[:rank], noise)
+        fill = mean + codes[holed_rows] @ eigenvectors[:, :rank].T
         holes = missing[holed_rows]
         before = completed[holed_rows][holes]
         change = np.linalg.norm(fill[holes] - before)
         size = np.linalg.norm(before - mean[np.nonzero(holes)[1]])
         completed[holed_rows[np.nonzero(holes)[0]], np.nonzero(holes)[1]] = fill[holes]
-        if change <= MISSING_FIT_TOL * max(size, np.finfo(np.float64).tiny):
+        noise_change = abs(updated_noise - noise) / max(noise, np.finfo(np.float64).tiny)
+        noise = updated_noise
+        if change <= MISSING_FIT_TOL * max(size, np.finfo(np.float64).tiny) and noise_change <= MISSING_FIT_TOL:
             break
     centred = completed - mean
     covariance = (centred.T @ centred + np.diag(noise * missing_per_feature)) / n_samples

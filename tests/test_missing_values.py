@@ -53,6 +53,16 @@ def test_the_rank_is_found_and_holes_are_filled_far_better_than_by_the_mean(embe
     assert model_error < 0.1 * mean_error
 
 
+def test_the_noise_is_the_complete_data_estimate_however_many_entries_are_missing():
+    # Rows with 60 % of 30 entries missing keep 12 to fit 5 codes: their residuals
+    # understate the noise unless the degrees of freedom the codes take are counted.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2000, 5)) @ rng.normal(size=(5, 30)) + 0.3 * rng.normal(size=(2000, 30))
+    complete = DAMEmbedding(n_components=5, random_state=0).fit(X)
+    with_holes = DAMEmbedding(n_components=5, random_state=0).fit(_with_holes(X, share=0.6)[0])
+    assert with_holes.noise_variance_ == pytest.approx(complete.noise_variance_, rel=0.05)
+
+
 def test_the_autoencoder_fills_holes_better_than_the_mean(autoencoder, rank_five):
     X, X_missing, holes = (array[:300] for array in rank_five)
     completed = autoencoder.complete(X_missing)
