@@ -98,6 +98,8 @@ def _posterior(X, mean, components, ridge, with_trace=False):
     diagonal = np.arange(n_components)
     shared = components @ components.T
     shared[diagonal, diagonal] += ridge
+    # A complete row's trace, the same for all of them.
+    determined_complete = np.trace(np.linalg.solve(shared, shared - np.diag(ridge))) if with_trace else None
     for rows in _row_blocks(X.shape[0], n_components):
         batch = X[rows]
         holes = np.isnan(batch).any(axis=1)
@@ -106,7 +108,7 @@ def _posterior(X, mean, components, ridge, with_trace=False):
         if (~holes).any():
             codes[~holes] = np.linalg.solve(shared, ((batch[~holes] - mean) @ components.T).T).T
             if with_trace:
-                determined[~holes] = np.trace(np.linalg.solve(shared, shared - np.diag(ridge)))
+                determined[~holes] = determined_complete
         if holes.any():
             _, gram, projected = _observed_algebra(batch[holes], mean, components)
             regularized = gram.copy()
