@@ -7,7 +7,7 @@ scales (``--scale``):
 - ``cpu`` (default): ResNet-20 on the images average-pooled to 14x14 and a seeded
   subset of 12000 training images, 30 epochs per training (a cold start of 3, the
   gates frozen for the last 8 in the frozen-gates variant, 15 epochs of fine-tuning
-  for slimming), so that the whole script takes about 40 CPU-minutes of training (one
+  for slimming), so that the whole script takes about 37 CPU-minutes of training (one
   thread), under 45 minutes of wall-clock time on 2 cores;
 - ``paper``: the authors' depth class, ResNet-56, on all 60000 images at 28x28, for
   a GPU; ``pruning_paper_scale.py`` runs it inside a budget of GPU time.
@@ -108,8 +108,8 @@ class Scale:
 
 
 SCALES = {
-    # About 40 CPU-minutes (one thread), measured on seeds 0 and 1: six trainings of
-    # 30 epochs at 260-370 CPU-s each, and four shorter fine-tunings. On 2 shared cores
+    # About 37 CPU-minutes (one thread), measured on seeds 0 and 1: six trainings of
+    # 30 epochs at 259-371 CPU-s each, and four fine-tunings of about 90 CPU-s. On 2 shared cores
     # a second torch thread made an epoch 4x slower. The epochs are what the gates
     # need: they stop closing by about epoch 20, and the 8 frozen epochs let the
     # weights settle on the final width before the learning rate runs out (at 20
