@@ -24,11 +24,11 @@ ADAPTATION_PEAK_LEARNING_RATE = 1e-2
 #: the S-curve's error can sit at 0.12 for 1000 steps before it falls to 0.002.
 ADAPTATION_CHECK_STEP = 1000
 ADAPTATION_PROJECTION_FACTOR = 2.4
-#: With missing values, the share of the entries hidden from the encoder at each
-#: training step (kept in the loss): the network must predict entries it does not
-#: see, which is what completing a hole asks. On digits with 30 % missing (100
-#: epochs, hand runs) hiding 0.5 filled the holes with RMSE 2.42, against 2.92 hiding none
-#: and 2.44 hiding 0.7.
+#: With missing values, the mean share of the entries hidden from the encoder at
+#: each training step (kept in the loss): the network must predict entries it does
+#: not see, which is what completing a hole asks. Each row draws its share between
+#: 0 and twice this (see TrainingSettings.hidden_share); docs/benchmarks.md has the
+#: completion errors behind the choice.
 MISSING_HIDDEN_SHARE = 0.5
 
 
@@ -44,9 +44,11 @@ class DAMAutoencoder(_BaseDAM):
     Notes).
 
     Missing values (NaN) are taken as they are, in every method: the loss counts
-    the observed entries, the encoder reads each row filled (with the mean, then its
-    own reconstruction) and, when fitted on data with holes, which entries were
-    missing; :meth:`complete` fills the holes with the reconstruction.
+    the observed entries, the encoder reads each row filled with the mean (scaled
+    to a complete row's size) and, when fitted on data with holes, which entries
+    were missing; in training it also hides a random share of each row's observed
+    entries, so that it learns to predict what it does not see. :meth:`complete`
+    fills the holes with the reconstruction.
 
     Parameters
     ----------

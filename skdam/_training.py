@@ -61,9 +61,12 @@ class TrainingSettings:
         Whether the training data hold NaN: the loss then counts observed entries
         only, and the encoder reads each row filled (see :func:`batch_error`).
     hidden_share : float, default=0.0
-        With ``missing_values``, the share of the entries hidden from the encoder
-        at each training step (as if missing) while the loss still counts them, so
-        that the network learns to predict entries it does not see.
+        With ``missing_values``, the mean share of the entries hidden from the
+        encoder at each training step (as if missing) while the loss still counts
+        them, so that the network learns to predict entries it does not see. Each
+        row draws its own share, uniformly between 0 and twice this (at most 1), so
+        that the network meets rows of every completeness: at completion the rows
+        are more complete than the ones it trained on.
     """
 
     alpha: float
@@ -122,6 +125,12 @@ def snapshot(module):
 @torch.no_grad()
 def _parameters_are_finite(module):
     return all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters())
+
+
+def _hidden_entries(shape, mean_share, generator):
+    """A random mask hiding a share of each row drawn uniformly in ``[0, 2 mean_share]``."""
+    shares = torch.rand((shape[0], 1), generator=generator) * min(2 * mean_share, 1.0)
+    return torch.rand(shape, generator=generator) < shares
 
 
 def batch_error(module, batch, missing_values, autocast=None, hide=None):
@@ -246,7 +255,7 @@ class GateTrainer:
             batch = X_train[permutation[start : start + settings.batch_size]]
             hide = None
             if settings.missing_values and settings.hidden_share > 0:
-                hide = torch.rand(batch.shape, generator=self.generator).to(batch.device) < settings.hidden_share
+                hide = _hidden_entries(batch.shape, settings.hidden_share, self.generator).to(batch.device)
             error = batch_error(module, batch, settings.missing_values, mixed_precision, hide)[0]
             loss = error + settings.alpha * gate.soft_open_count() if learned_beta else error
             if not torch.isfinite(loss):

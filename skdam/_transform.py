@@ -72,8 +72,9 @@ class ReconstructionMixin(TransformerMixin):
         X_new : ndarray of shape (n_samples, n_components)
             The gated code of the open units, most preferred unit first; same float
             dtype as ``X`` (float64 for any other dtype). A row with missing entries
-            is encoded with them filled, first with the mean, then with the model's
-            reconstruction; a row with nothing observed gets a finite code.
+            is encoded as :meth:`~skdam.nn.GatedAutoencoder.encode_incomplete` reads
+            it: filled with the mean and scaled to a complete row's size; a row with
+            nothing observed gets the mean row's code.
         """
         check_is_fitted(self)
         X = self._validate_for_batches(X)
