@@ -127,10 +127,16 @@ def _parameters_are_finite(module):
     return all(bool(torch.isfinite(parameter).all()) for parameter in module.parameters())
 
 
-def _hidden_entries(shape, mean_share, generator):
-    """A random mask hiding a share of each row drawn uniformly in ``[0, 2 mean_share]``."""
-    shares = torch.rand((shape[0], 1), generator=generator) * min(2 * mean_share, 1.0)
-    return torch.rand(shape, generator=generator) < shares
+def hidden_entries(batch, settings, generator):
+    """The entries of ``batch`` to hide from the encoder at a training step, or None.
+
+    With ``settings.missing_values`` and a ``hidden_share``, each row hides a share
+    of its entries drawn uniformly in ``[0, 2 hidden_share]`` (at most 1).
+    """
+    if not (settings.missing_values and settings.hidden_share > 0):
+        return None
+    shares = torch.rand((batch.shape[0], 1), generator=generator) * min(2 * settings.hidden_share, 1.0)
+    return (torch.rand(batch.shape, generator=generator) < shares).to(batch.device)
 
 
 def batch_error(module, batch, missing_values, autocast=None, hide=None):
@@ -253,9 +259,7 @@ class GateTrainer:
         )
         for start in range(0, X_train.shape[0], settings.batch_size):
             batch = X_train[permutation[start : start + settings.batch_size]]
-            hide = None
-            if settings.missing_values and settings.hidden_share > 0:
-                hide = _hidden_entries(batch.shape, settings.hidden_share, self.generator).to(batch.device)
+            hide = hidden_entries(batch, settings, self.generator)
             error = batch_error(module, batch, settings.missing_values, mixed_precision, hide)[0]
             loss = error + settings.alpha * gate.soft_open_count() if learned_beta else error
             if not torch.isfinite(loss):

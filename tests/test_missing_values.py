@@ -214,3 +214,32 @@ def test_only_the_autoencoder_with_holes_hides_entries_while_training(rank_five)
     assert autoencoder.partial_fit(X_missing[:100])._trainer.settings.hidden_share == 0.5
     assert autoencoder.partial_fit(X[100:200])._trainer.settings.hidden_share == 0.0
     assert DAMEmbedding(random_state=0).partial_fit(X_missing[:100])._trainer.settings.hidden_share == 0.0
+
+
+def test_the_linear_code_of_a_row_with_holes_is_on_average_the_complete_rows():
+    torch = pytest.importorskip("torch")
+    from skdam.nn import GatedAutoencoder
+
+    torch.manual_seed(0)
+    module = GatedAutoencoder(n_features=40, bottleneck_width=3)
+    row = torch.randn(1, 40)
+    with torch.no_grad():
+        complete = module.encode_incomplete_normalized(row)
+        rows = row.repeat(4000, 1)
+        holed = torch.where(torch.rand(rows.shape, generator=torch.Generator().manual_seed(1)) < 0.3, torch.nan, rows)
+        average = module.encode_incomplete_normalized(holed).mean(dim=0, keepdim=True)
+    # Zero-filled rows would give 0.7 times the complete row's code.
+    torch.testing.assert_close(average, complete, atol=0.03 * float(complete.abs().max()), rtol=0)
+
+
+def test_each_training_row_hides_its_own_share_of_entries():
+    torch = pytest.importorskip("torch")
+    from skdam._training import TrainingSettings, hidden_entries
+
+    base = dict(alpha=0.01, learning_rate=1e-3, gate_learning_rate=1e-2, min_open=1)
+    settings = TrainingSettings(**base, batch_size=2000, missing_values=True, hidden_share=0.5)
+    shares = hidden_entries(torch.zeros(2000, 400), settings, torch.Generator().manual_seed(0)).float().mean(dim=1)
+    assert abs(float(shares.mean()) - 0.5) < 0.02  # the mean share asked for
+    assert float(shares.min()) < 0.05 and float(shares.max()) > 0.95  # rows of every completeness
+    complete = TrainingSettings(**base, batch_size=10, missing_values=False, hidden_share=0.5)
+    assert hidden_entries(torch.zeros(10, 4), complete, torch.Generator()) is None
