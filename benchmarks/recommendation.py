@@ -38,9 +38,15 @@ VALIDATION_FRACTION = 0.1
 RATING_RANGE = (1.0, 5.0)
 BIAS_REGULARIZATIONS = [1.0, 3.0, 10.0, 30.0]
 SVD_GRID = [(rank, shrinkage) for rank in (10, 20, 40) for shrinkage in (0.3, 0.4, 0.5)]
-#: DAM settings tried on the validation ratings (alpha=0.003 took over 7 minutes
-#: for DAMAutoencoder on 2 busy cores, and was no better on validation by hand).
-DAM_ALPHAS = [0.01, 0.03]
+#: DAMEmbedding's alphas, in units of ``1 / n_users``: the share of the variance
+#: that one direction of isotropic noise explains. On ratings the noise dwarfs the
+#: signal, so every direction explains about that much and the signal's stand out
+#: by little: the useful alphas lie just above it (the graphs' page says the same
+#: of adjacency rows). Below it, noise directions pass the rule too.
+EMBEDDING_ALPHAS_PER_NOISE_SHARE = [1.2, 1.5, 2.0, 3.0]
+#: DAMAutoencoder's alphas. Its count is checked against errors the network reaches
+#: once adapted, whose gains fall off faster than PCA's.
+AUTOENCODER_ALPHAS = [0.003, 0.01, 0.03]
 #: How much of an estimator's residual completion is added to the biases: the
 #: estimators fit the observed residuals without shrinkage, so on a matrix 95 %
 #: empty their fills carry noise; the weight is chosen on the validation ratings.
@@ -167,8 +173,9 @@ def main():
     candidates = {
         "iterative SVD": [(f"rank={rank}, shrinkage={shrinkage:g}", lambda rank=rank, shrinkage=shrinkage: IterativeSVD(rank, shrinkage))
                           for rank, shrinkage in SVD_GRID],
-        "DAMEmbedding": [(f"alpha={alpha:g}", lambda alpha=alpha: DAMEmbedding(alpha=alpha, random_state=args.seed)) for alpha in DAM_ALPHAS],
-        "DAMAutoencoder": [(f"alpha={alpha:g}", lambda alpha=alpha: DAMAutoencoder(alpha=alpha, random_state=args.seed)) for alpha in DAM_ALPHAS],
+        "DAMEmbedding": [(f"alpha={factor:g}/{shape[1]}", lambda alpha=factor / shape[1]: DAMEmbedding(alpha=alpha, random_state=args.seed))
+                         for factor in EMBEDDING_ALPHAS_PER_NOISE_SHARE],
+        "DAMAutoencoder": [(f"alpha={alpha:g}", lambda alpha=alpha: DAMAutoencoder(alpha=alpha, random_state=args.seed)) for alpha in AUTOENCODER_ALPHAS],
     }
     chosen = {}
     for name, settings in candidates.items():
