@@ -24,7 +24,7 @@ weight of the estimator's residual completion) is chosen on a validation part
 training ratings; the test ratings are used once, for the figures printed. Fit times are ratios to the iterative SVD's at its chosen
 setting, timed in the same run.
 
-Usage: ``python benchmarks/recommendation.py [--threads 1] [--seed 0]``
+Usage: ``python benchmarks/recommendation.py [--threads 1] [--seed 0] [--name recommendation]``
 """
 
 import argparse
@@ -126,6 +126,7 @@ def rmse(predicted, ratings):
 def main():
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the estimators")
+    parser.add_argument("--name", default="recommendation", help="results/<name>.txt")
     args = parser.parse_args()
     limit_threads(args.threads)
 
@@ -143,7 +144,7 @@ def main():
     n_validation = int(round(VALIDATION_FRACTION * train.size))
     validation, fitting = train[:n_validation], train[n_validation:]
 
-    report = start_report("recommendation", "MovieLens-100k: rating completion", args.threads)
+    report = start_report(args.name, "MovieLens-100k: rating completion", args.threads)
     report(f"{ratings.size} ratings, {shape[1]} users, {shape[0]} movies; item-by-user matrix (rows are movies). "
            f"Seeded random split (seed {args.seed}): {train.size} training ratings ({fitting.size} fitted and {validation.size} "
            f"validation ratings to choose every setting), {test.size} test ratings. RMSE in stars; predictions clipped to 1-5.\n")
