@@ -74,7 +74,7 @@ class ReconstructionMixin(TransformerMixin):
             dtype as ``X`` (float64 for any other dtype). A row with missing entries
             is encoded as :meth:`~skdam.nn.GatedAutoencoder.encode_incomplete` reads
             it: filled with the mean and scaled to a complete row's size; a row with
-            nothing observed gets the mean row's code.
+            nothing observed is read as the mean row and gets a finite code.
         """
         check_is_fitted(self)
         X = self._validate_for_batches(X)

@@ -240,7 +240,7 @@ class GatedAutoencoder(nn.Module):
         the network's own reconstruction and encoding again measured no better on
         the held-out entries of digits, at 1.7 times the training time.) Rows with
         no NaN get the code of :meth:`encode_normalized`; a row with nothing
-        observed, that of the mean.
+        observed is read as the mean row.
 
         Parameters
         ----------
