@@ -44,12 +44,11 @@ SVD_GRID = [(rank, shrinkage) for rank in (10, 20, 40) for shrinkage in (0.3, 0.
 #: by little: the useful alphas lie just above it (the graphs' page says the same
 #: of adjacency rows). Below it, noise directions pass the rule too.
 EMBEDDING_ALPHAS_PER_NOISE_SHARE = [1.2, 1.5, 2.0, 3.0]
-#: DAMAutoencoder's alphas. Its count is checked against errors the network reaches
-#: once adapted, whose gains fall off faster than PCA's.
+#: DAMAutoencoder's alphas: the earlier grid, with 0.003 added.
 AUTOENCODER_ALPHAS = [0.003, 0.01, 0.03]
-#: How much of an estimator's residual completion is added to the biases: the
-#: estimators fit the observed residuals without shrinkage, so on a matrix 95 %
-#: empty their fills carry noise; the weight is chosen on the validation ratings.
+#: How much of an estimator's residual completion is added to the biases: on a
+#: matrix 94 % empty a fill without enough shrinkage carries noise (the
+#: autoencoder's has none of its own); the weight is chosen on the validation ratings.
 RESIDUAL_WEIGHTS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
