@@ -243,5 +243,5 @@ def test_each_training_row_hides_its_own_share_of_entries():
     shares = hidden_entries(torch.zeros(2000, 400), settings, torch.Generator().manual_seed(0)).float().mean(dim=1)
     assert abs(float(shares.mean()) - 0.5) < 0.02  # the mean share asked for
     assert float(shares.min()) < 0.05 and float(shares.max()) > 0.95  # rows of every completeness
-    complete = TrainingSettings(**base, batch_size=10, missing_values=False, hidden_share=0.5)
-    assert hidden_entries(torch.zeros(10, 4), complete, torch.Generator()) is None
+    without_holes = TrainingSettings(**base, batch_size=10, missing_values=False, hidden_share=0.5)
+    assert hidden_entries(torch.zeros(10, 4), without_holes, torch.Generator()) is None
