@@ -180,12 +180,8 @@ class DAMAutoencoder(_BaseDAM):
     move that, after 1000 steps, cannot gain ``alpha`` at the rate its error falls
     stops there. Every step
     counts against ``max_iter``, 50 steps an epoch, and shows in the per-epoch
-    curves. Before any adaptation, units whose closing costs at most ``alpha`` with
-    the network as it is close without training. Where the perceptron then still
-    beats PCA by more than ``alpha`` with as many units, and those closures cost at
-    most ``alpha`` in all, no adaptation runs and the count stands; closures that
-    cost more have left a network that no longer is the trained one, whose count is
-    searched as above.
+    curves. Where the perceptron already beats PCA by more than ``alpha`` with as
+    many units (Fashion-MNIST), no adaptation runs and the settled count stands.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's

@@ -145,18 +145,13 @@ class AdaptedUnitCount:
         # data; the validation rows with early_stopping.
         judged = X_train if X_validation is None else X_validation
         count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
-        settled, drift = count, 0.0
+        settled = count
         if self.search:
-            count, drift = self._close_units_worth_nothing(trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
+            count = self._close_units_worth_nothing(trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
         # On the last epoch's error first: no full pass where nothing is searched.
         if count != settled or self._may_be_wrong(last_record.monitored_error, count, alpha):
             self.errors[count] = reconstruction_error(module, judged, trainer.settings.batch_size, trainer.settings.missing_values)
-        # A network that beats PCA is trusted as training left it. Closures that cost
-        # more than alpha in all have moved it away from any adapted state, and each
-        # was judged against an error above the adapted one: its count must then be
-        # searched however it compares with PCA (docs/benchmarks.md, tanh latents).
-        as_trained = drift <= alpha
-        if as_trained and (count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha)):
+        if count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha):
             trainer.last_good_state = snapshot(module)
             return count != settled
         if not self.search:
@@ -194,10 +189,9 @@ class AdaptedUnitCount:
         The error with a unit closed and the network as it is bounds the adapted
         one from above, so such a closure stands by the rule at the price of two
         passes over a few thousand rows; training is spent on the closer calls.
-        Returns the count and what the closures added to the error on ``rows``.
         """
         module, alpha = trainer.module, trainer.settings.alpha
-        error = settled_error = reconstruction_error(module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
+        error = reconstruction_error(module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
         while count > lowest:
             start = snapshot(module)
             module.set_open_count(count - 1)
@@ -208,7 +202,7 @@ class AdaptedUnitCount:
             count, error = count - 1, closed_error
             self.errors[count] = error
             _record(trainer, error, count, history, on_epoch_end)
-        return count, error - settled_error
+        return count
 
     def _may_be_wrong(self, error, count, alpha):
         """Whether the settled network is stuck at, or beaten by, PCA."""

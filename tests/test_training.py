@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
-from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor
+from skdam._training import STOP_INTERRUPTED, SettlingMonitor
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule
 from skdam.nn import GatedAutoencoder
 
@@ -150,44 +150,3 @@ def test_an_interrupted_adaptation_keeps_the_settled_model():
 
 def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-# Unadapted errors the closures see, by open count, and adapted ones the search reaches.
-_CLOSING_COSTS_UNDER_ALPHA_EACH = {6: 0.010, 5: 0.018, 4: 0.026, 3: 0.2, 2: 0.3, 1: 0.4}
-_ONE_CLOSURE_THEN_A_COSTLY_ONE = {6: 0.010, 5: 0.016, 4: 0.2, 3: 0.3, 2: 0.4, 1: 0.5}
-_ADAPTED = {1: 0.3, 2: 0.002, 3: 0.001, 4: 0.001, 5: 0.001}
-
-
-@pytest.mark.parametrize(
-    "unadapted, expected_count, searched",
-    [
-        # 6 -> 4 at 0.008 a unit, 0.016 in all: no longer the trained network, so
-        # the search runs although it beats PCA, and adapting reaches 2.
-        (_CLOSING_COSTS_UNDER_ALPHA_EACH, 2, True),
-        # 6 -> 5 at 0.006: still the trained network, which beats PCA: trusted.
-        (_ONE_CLOSURE_THEN_A_COSTLY_ONE, 5, False),
-    ],
-)
-def test_closures_that_cost_more_than_alpha_in_all_send_the_count_to_the_search(monkeypatch, unadapted, expected_count, searched):
-    X = _linear_data(n_samples=64, rank=6)
-    module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
-    module.set_open_count(6)
-    trainer = trainer_for(module)
-    linear_errors = [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]  # PCA far behind the network
-    adapted_counts = []
-
-    def fake_adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end):
-        module.set_open_count(count)
-        adapted_counts.append(count)
-        return _ADAPTED[count]
-
-    monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted[module.gate.n_open()])
-    monkeypatch.setattr(AdaptedUnitCount, "_adapt", fake_adapt)
-    unit_count = AdaptedUnitCount(
-        linear_errors, search=True, max_epochs=100, steps=200, batch_size=64, peak_learning_rate=1e-2,
-        check_step=100, projection_factor=2.4, steps_per_record=20,
-    )  # fmt: skip
-    settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
-    unit_count(trainer, X, None, settled, [], None)
-    assert module.gate.n_open() == expected_count
-    assert bool(adapted_counts) == searched
