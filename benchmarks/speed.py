@@ -20,9 +20,9 @@ Sections (``--sections`` picks some):
 - ``precision``: float32 against bfloat16 autocast per training step, over step
   sizes from the manifolds' to Fashion-MNIST's: where ``mixed_precision="auto"``
   draws its line.
-- ``internals``: two choices inside the package, each against the alternative it
-  replaced: one matrix product for the linear path and the residual against two,
-  and the size of the blocks the covariance is summed over.
+- ``internals``: choices inside the package, each against its alternative: one
+  matrix product for the linear path and the residual against two, by width; Adam's
+  fused kernel against its loop; the size of the blocks the covariance is summed over.
 
 Usage: ``python benchmarks/speed.py [--sections linear mlp_kernel ...] [--threads 1]``
 """
@@ -432,12 +432,6 @@ def section_precision(report, args):
 # ---------------------------------------------------------------------------------
 
 
-def _two_product_forward(module, x):
-    """The forward pass as it was before the fused products: two per wide tensor."""
-    code = module.gate(module.encoder_linear(x) + module.encoder_residual(x))
-    return module.decoder_linear(code) + module.decoder_residual(code)
-
-
 def _principal_axes_in_blocks(X, n_directions, rows_per_block):
     """Mean, spread and top principal axes of ``X``, its moments summed over blocks of rows.
 
@@ -458,37 +452,73 @@ def _principal_axes_in_blocks(X, n_directions, rows_per_block):
     return mean, spread, eigenvectors[:, ::-1][:, :n_directions].T
 
 
+def _products_as_told():
+    from skdam.nn import GatedAutoencoder
+
+    class ProductsAsTold(GatedAutoencoder):
+        """The package's module, sharing its matrix products or not as told, whatever the width."""
+
+        def __init__(self, *args, fuse, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.fuse = fuse
+
+        def _fuses_products(self):
+            return self.fuse
+
+    return ProductsAsTold
+
+
 def section_internals(report, args):
     import torch
 
     from skdam._statistics import principal_axes, row_chunks
     from skdam.nn import GatedAutoencoder
 
-    report("## Inside the package: each choice against the one it replaced\n")
-    report(f"One Fashion-MNIST-sized training step (batch 1200, 784 -> {' -> '.join(map(str, AUTOENCODER_HIDDEN))} -> 64, {AUTOENCODER_ACTIVATION}, Adam), median of {args.repeats} x 50 steps; the two forwards compute the same function.\n")
-    x = torch.randn(1200, 784)
-    rows = []
-    for dtype in [torch.float32, torch.bfloat16]:
-        per_step = {}
-        for name, forward in [("two products", _two_product_forward), ("one product (the package)", lambda m, batch: m.decode_normalized(m.encode_normalized(batch)))]:
-            module = GatedAutoencoder(784, 64, AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION).reset_parameters(torch.Generator().manual_seed(0))
-            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    ProductsAsTold = _products_as_told()
 
-            def steps(forward=forward, module=module, optimizer=optimizer, dtype=dtype):
+    report("## Inside the package: each choice against the one it replaced\n")
+    report(
+        f"One training step of the default perceptron ({' -> '.join(map(str, AUTOENCODER_HIDDEN))} -> 64, {AUTOENCODER_ACTIVATION}) on "
+        "as many features as the manifolds' (3 to 100, batch 256, the adaptation's) and Fashion-MNIST's (784, batch 1200, an epoch's "
+        f"step), median of {args.repeats} x 50 steps. Products: the linear path and the perceptron sharing one matrix product at the input "
+        "and one at the output, against two each (the same function). Adam: torch's fused kernel against its loop over the tensors. "
+        "Each row times one choice with the other as the package makes it at that width; the last column is what the package picks.\n"
+    )
+    rows = []
+    for n_features, batch_rows, dtype in [(3, 256, torch.float32), (30, 256, torch.float32), (100, 256, torch.float32), (784, 1200, torch.float32), (784, 1200, torch.bfloat16)]:
+        x = torch.randn(batch_rows, n_features)
+        package_fuses = GatedAutoencoder(n_features, 64, AUTOENCODER_HIDDEN)._fuses_products()
+        variants = {
+            "products: two": (False, True), "products: one": (True, True),
+            "Adam: loop": (package_fuses, False), "Adam: fused": (package_fuses, True),
+        }
+        per_step = {}
+        for name, (fuse, fused_adam) in variants.items():
+            module = ProductsAsTold(n_features, 64, AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION, fuse=fuse).reset_parameters(torch.Generator().manual_seed(0))
+            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, fused=fused_adam)
+
+            def steps(module=module, optimizer=optimizer, dtype=dtype, x=x):
                 for _ in range(50):
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-                        reconstruction = forward(module, x)
+                        reconstruction = module.decode_normalized(module.encode_normalized(x))
                     loss = torch.nn.functional.mse_loss(reconstruction.float(), x)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
 
             steps()
-            seconds, _, _ = median_seconds(steps, args.repeats)
-            per_step[name] = seconds / 50
-        two, one = per_step["two products"], per_step["one product (the package)"]
-        rows.append((str(dtype).removeprefix("torch."), two * 1e3, one * 1e3, two / one))
-    report.table(["matrix products in", "two products ms/step", "one product ms/step", "speed-up"], rows, ["", ".2f", ".2f", ".2f"])
+            per_step[name] = median_seconds(steps, args.repeats)[0] / 50
+        rows.append((
+            n_features, batch_rows, str(dtype).removeprefix("torch."),
+            per_step["products: two"] * 1e3, per_step["products: one"] * 1e3, per_step["products: two"] / per_step["products: one"],
+            per_step["Adam: loop"] * 1e3, per_step["Adam: fused"] * 1e3, per_step["Adam: loop"] / per_step["Adam: fused"],
+            "one" if package_fuses else "two",
+        ))  # fmt: skip
+    report.table(
+        ["features", "rows", "products in", "two products ms/step", "one product ms/step", "one's speed-up",
+         "Adam loop ms/step", "Adam fused ms/step", "fused's speed-up", "the package's products"],
+        rows, ["d", "d", "", ".2f", ".2f", ".2f", ".2f", ".2f", ".2f", ""],
+    )  # fmt: skip
 
     from _fashion_mnist import ensure_installed, load_fashion_mnist
 

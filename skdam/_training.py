@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ._runtime import adam
+
 STOP_CONVERGED = "converged"
 STOP_MAX_ITER = "max_iter"
 STOP_INTERRUPTED = "interrupted"
@@ -242,9 +244,7 @@ class GateTrainer:
         gate = self.module.gate
         network_parameters = [p for p in self.module.parameters() if p is not gate.beta]
         network_rate, gate_rate = self.learning_rates
-        return torch.optim.Adam(
-            [{"params": network_parameters, "lr": network_rate}, {"params": [gate.beta], "lr": gate_rate}]
-        )
+        return adam([{"params": network_parameters, "lr": network_rate}, {"params": [gate.beta], "lr": gate_rate}])
 
     def _one_pass(self, X_train, pruning):
         """One shuffled pass; the summed per-row error, or None if the loss blew up."""

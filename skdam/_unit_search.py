@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from ._runtime import adam
 from ._training import EpochRecord, batch_error, reconstruction_error, snapshot
 
 #: Rows an adaptation's early check measures its error on.
@@ -224,7 +225,7 @@ class AdaptedUnitCount:
             return None
         module.set_open_count(count)
         network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
-        optimizer = torch.optim.Adam(network)
+        optimizer = adam(network)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_learning_rate, total_steps=steps)
         autocast = torch.autocast(X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16")
         batch_size = min(self.batch_size, X_train.shape[0])

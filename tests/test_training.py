@@ -7,6 +7,7 @@ from _trainers import train, trainer_for, training_settings, warm_started_module
 from skdam._training import STOP_INTERRUPTED, SettlingMonitor
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule
 from skdam.nn import GatedAutoencoder
+from skdam.nn._autoencoder import FUSED_PRODUCTS_MIN_FEATURES
 
 TOL = 1e-2
 
@@ -40,16 +41,18 @@ def test_every_new_low_counts_as_the_best_for_the_state_to_keep():
     assert monitor.best_objective == pytest.approx(1.0 - TOL / 10)
 
 
+@pytest.mark.parametrize("n_features", [12, FUSED_PRODUCTS_MIN_FEATURES])  # two products each side, then one
 @pytest.mark.parametrize("hidden_layer_sizes, activation", [((16,), "elu"), ((16, 8), "elu"), ((16, 8), "silu")])
-def test_fused_forward_equals_linear_path_plus_residual(hidden_layer_sizes, activation):
-    module = GatedAutoencoder(12, 5, hidden_layer_sizes, activation).reset_parameters(torch.Generator().manual_seed(0))
+def test_forward_equals_linear_path_plus_residual(hidden_layer_sizes, activation, n_features):
+    module = GatedAutoencoder(n_features, 5, hidden_layer_sizes, activation).reset_parameters(torch.Generator().manual_seed(0))
+    assert module._fuses_products() == (n_features >= FUSED_PRODUCTS_MIN_FEATURES)
     assert sum(isinstance(layer, torch.nn.SiLU) for layer in module.modules()) == (2 * len(hidden_layer_sizes) if activation == "silu" else 0)
     with torch.no_grad():  # the residuals' last layers start at zero: give them weight
         for residual in (module.encoder_residual, module.decoder_residual):
             residual[-1].weight.normal_(generator=torch.Generator().manual_seed(1))
             residual[-1].bias.normal_(generator=torch.Generator().manual_seed(2))
         module.gate.beta.fill_(-1.5)  # some gates closed
-    x = torch.randn(7, 12, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(7, n_features, generator=torch.Generator().manual_seed(3))
     code = module.gate(module.encoder_linear(x) + module.encoder_residual(x))
     expected = module.decoder_linear(code) + module.decoder_residual(code)
     torch.testing.assert_close(module.encode_normalized(x), code)
