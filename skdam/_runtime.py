@@ -25,9 +25,10 @@ MIXED_PRECISION_MIN_WORK = 2**26
 def adam(parameters, **options):
     """``torch.optim.Adam`` with its fused kernel where this torch has one for the device.
 
-    The fused kernel updates every tensor in one pass: on the CPU a step of the
-    default perceptron's optimiser takes a third of the per-tensor loop's time
-    (``benchmarks/speed.py --sections internals``). torch before 2.4 fuses on CUDA only.
+    The fused kernel updates every tensor in one pass: on the CPU a training step of
+    the default perceptron runs 1.2x as fast as with the loop over the tensors on
+    3 to 100 features, 1.1x on Fashion-MNIST's 784 (``benchmarks/speed.py
+    --sections internals``). torch before 2.4 fuses on CUDA only.
     """
     parameters = list(parameters)
     try:

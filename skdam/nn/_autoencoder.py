@@ -185,9 +185,10 @@ class GatedAutoencoder(nn.Module):
         """Whether the two paths share one matrix product at the input and the output.
 
         It pays on wide data, where the products dominate (a Fashion-MNIST step,
-        784 features, runs 1.09x as fast in bfloat16, 1.02x in float32); on narrow
-        data the concatenations cost more than the product they save (a step on 3
-        features runs 0.76x as fast). ``benchmarks/speed.py --sections internals``.
+        784 features, runs 1.13x as fast in bfloat16, 1.04x in float32); on narrow
+        data the concatenations cost more than the product they save (a step on 3 to
+        100 features runs 0.90x to 0.94x as fast); ``benchmarks/speed.py --sections
+        internals``.
         """
         return self.n_features >= FUSED_PRODUCTS_MIN_FEATURES
 
