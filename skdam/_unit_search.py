@@ -234,11 +234,11 @@ class AdaptedUnitCount:
         checkpoints = {}
         module.gate.beta.requires_grad_(False)
         error_sum, rows_seen = 0.0, 0
+        module.train()  # once, not per step: it walks every submodule
         try:
             for step in range(steps):
                 if step % steps_per_pass == 0:
                     permutation = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
-                module.train()
                 offset = (step % steps_per_pass) * batch_size
                 batch = X_train[permutation[offset : offset + batch_size]]
                 loss = batch_error(module, batch, settings.missing_values, autocast)[0]
@@ -255,6 +255,7 @@ class AdaptedUnitCount:
                 if target is not None and step + 1 in (self.check_step // 2, self.check_step):
                     module.eval()
                     checkpoints[step + 1] = reconstruction_error(module, checked, settings.batch_size, settings.missing_values)
+                    module.train()
                     if step + 1 == self.check_step:
                         halfway, now = checkpoints[self.check_step // 2], checkpoints[self.check_step]
                         projected = max(now - self.projection_factor * max(halfway - now, 0.0), 0.0)
