@@ -20,10 +20,10 @@ from ._runtime import as_tensor, module_on
 def has_missing(batch):
     """Whether a dense, validated batch holds NaN (integer and boolean ones cannot).
 
-    A float64 sum is NaN exactly when an entry is (inf has been refused, and no
-    float64 sum of entries below 1e36 overflows), and it allocates no mask.
+    The maximum is NaN exactly when an entry is: one pass in the batch's own dtype
+    that allocates no mask (a float64 sum would convert every entry on the way).
     """
-    return batch.dtype.kind == "f" and bool(np.isnan(batch.sum(dtype=np.float64)))
+    return batch.dtype.kind == "f" and batch.size > 0 and bool(np.isnan(batch.max()))
 
 
 class ReconstructionMixin(TransformerMixin):
