@@ -152,14 +152,16 @@ class AdaptedUnitCount:
         # The closures measured their count's error on the check rows; else the last
         # epoch's error first: no full pass where nothing is searched.
         if count == settled and self._may_be_wrong(last_record.monitored_error, count, alpha):
-            self.errors[count] = self._full_error(trainer, judged)
+            self.errors[count] = self._error(trainer, judged)
         if count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha):
             if count != settled:
                 self._train_at_count(trainer, X_train, X_validation, judged, count, history, on_epoch_end)
+            elif count not in self.errors:  # the curve's point at the answer, from the check rows
+                self.errors[count] = self._error(trainer, judged[:CHECK_ROWS])
             trainer.last_good_state = snapshot(module)
             return count != settled
         if count != settled:  # adapted errors are compared on every judged row
-            self.errors[count] = self._full_error(trainer, judged)
+            self.errors[count] = self._error(trainer, judged)
         if not self.search:
             start = snapshot(module)
             adapted = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end)
@@ -219,17 +221,17 @@ class AdaptedUnitCount:
         dimension, ``benchmarks/fashion_mnist.py``). Skipped when ``max_iter`` is spent.
         """
         if trainer.epochs_run >= self.max_epochs:
-            self.errors[count] = self._full_error(trainer, judged)
+            self.errors[count] = self._error(trainer, judged)
             return
         record = trainer.run_epoch(X_train, X_validation, pruning=False)
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
-        self.errors[count] = self._full_error(trainer, judged)
+        self.errors[count] = self._error(trainer, judged)
 
     @staticmethod
-    def _full_error(trainer, judged):
-        return reconstruction_error(trainer.module, judged, trainer.settings.batch_size, trainer.settings.missing_values)
+    def _error(trainer, rows):
+        return reconstruction_error(trainer.module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
 
     def _may_be_wrong(self, error, count, alpha):
         """Whether the settled network is stuck at, or beaten by, PCA."""

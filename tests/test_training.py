@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
-from skdam._training import STOP_INTERRUPTED, SettlingMonitor
+from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule
 from skdam.nn import GatedAutoencoder
 from skdam.nn._autoencoder import FUSED_PRODUCTS_MIN_FEATURES
@@ -153,3 +153,35 @@ def test_an_interrupted_adaptation_keeps_the_settled_model():
 
 def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
+
+
+def _trusted_unit_count(monkeypatch, unadapted_errors):
+    """A network at 6 units far ahead of PCA, whose closures see ``unadapted_errors``."""
+    X = _linear_data(n_samples=64, rank=6)
+    module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    module.set_open_count(6)
+    trainer = trainer_for(module)
+    monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
+    unit_count = AdaptedUnitCount(
+        [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=True, max_epochs=100, steps=200, batch_size=64,
+        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+    )  # fmt: skip
+    settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
+    history = []
+    unit_count(trainer, X, None, settled, history, None)
+    return module, unit_count, history
+
+
+def test_a_trusted_count_reports_its_error_without_training(monkeypatch):
+    module, unit_count, history = _trusted_unit_count(monkeypatch, {6: 0.010, 5: 0.5})
+    assert module.gate.n_open() == 6
+    assert unit_count.errors[6] == 0.010  # the curve has its point at the answer
+    assert history == []  # nothing closed, nothing trained
+
+
+def test_units_closed_without_training_leave_a_network_trained_one_epoch_at_its_count(monkeypatch):
+    module, unit_count, history = _trusted_unit_count(monkeypatch, {6: 0.010, 5: 0.015, 4: 0.5})
+    assert module.gate.n_open() == 5
+    closure, trained = history  # the closure's record, then one epoch with the gates frozen
+    assert (closure.learning_rate, closure.n_open) == (0.0, 5)
+    assert trained.learning_rate > 0 and trained.n_open == 5 and trained.beta == closure.beta
