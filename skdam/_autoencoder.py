@@ -180,8 +180,10 @@ class DAMAutoencoder(_BaseDAM):
     move that, after 1000 steps, cannot gain ``alpha`` at the rate its error falls
     stops there. Every step
     counts against ``max_iter``, 50 steps an epoch, and shows in the per-epoch
-    curves. Where the perceptron already beats PCA by more than ``alpha`` with as
-    many units (Fashion-MNIST), no adaptation runs and the settled count stands.
+    curves. Before that, units whose closing costs at most ``alpha`` with the
+    network as it is close without training. Where the perceptron then beats PCA by
+    more than ``alpha`` with as many units (Fashion-MNIST), no adaptation runs: the
+    count stands, after one epoch with the gates frozen if units closed.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's
