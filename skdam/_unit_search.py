@@ -155,8 +155,8 @@ class AdaptedUnitCount:
             self.errors[count] = self._error(trainer, judged)
         if count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha):
             if count != settled:
-                self._train_at_count(trainer, X_train, X_validation, judged, count, history, on_epoch_end)
-            elif count not in self.errors:  # the curve's point at the answer, from the check rows
+                self._train_at_count(trainer, X_train, X_validation, history, on_epoch_end)
+            if count != settled or count not in self.errors:  # the curve's point at the answer
                 self.errors[count] = self._error(trainer, judged[:CHECK_ROWS])
             trainer.last_good_state = snapshot(module)
             return count != settled
@@ -212,7 +212,7 @@ class AdaptedUnitCount:
             _record(trainer, error, count, history, on_epoch_end)
         return count
 
-    def _train_at_count(self, trainer, X_train, X_validation, judged, count, history, on_epoch_end):
+    def _train_at_count(self, trainer, X_train, X_validation, history, on_epoch_end):
         """One epoch with the gates frozen, so that the network kept has trained at its count.
 
         The closures without training dropped what their units carried and left the
@@ -221,13 +221,11 @@ class AdaptedUnitCount:
         dimension, ``benchmarks/fashion_mnist.py``). Skipped when ``max_iter`` is spent.
         """
         if trainer.epochs_run >= self.max_epochs:
-            self.errors[count] = self._error(trainer, judged)
             return
         record = trainer.run_epoch(X_train, X_validation, pruning=False)
         history.append(record)
         if on_epoch_end is not None:
             on_epoch_end(record)
-        self.errors[count] = self._error(trainer, judged)
 
     @staticmethod
     def _error(trainer, rows):
