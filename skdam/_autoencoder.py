@@ -167,23 +167,22 @@ class DAMAutoencoder(_BaseDAM):
     for it, so closing costs little until the gate is shut; and on curved data whose
     linear span is small (a helix in R^3, a Swiss roll) nothing asks the network to
     learn a curved code while every linear unit is open, so the gates settle on the
-    linear span. So once the gates settle, the count is checked against the rule
-    above, where the settled network is within ``alpha`` of the best linear
-    projection (PCA) with as many units, or beaten by PCA with more: the gate moves
+    linear span. So once the gates settle, the units whose closing costs at most
+    ``alpha`` with the network as it is close without training, and the count is
+    checked against the rule above where the network is within ``alpha`` of the
+    best linear projection (PCA) with as many units, or beaten by PCA with more: the
+    gate moves
     one unit, the network adapts to the new count (3000 Adam steps of 256 rows on a
     one-cycle schedule peaking at 1e-2, from a fresh optimiser), and the move is
     kept when the error changed by at most ``alpha`` (closing) or by more (opening);
     else the network is put back. Errors are judged on the training rows, as PCA's
     ``explained_variance_ratio_`` is (the validation rows with ``early_stopping``,
     which guard a small sample against a network that threads a curve through
-    it). An opening
-    move that, after 1000 steps, cannot gain ``alpha`` at the rate its error falls
-    stops there. Every step
-    counts against ``max_iter``, 50 steps an epoch, and shows in the per-epoch
-    curves. Before that, units whose closing costs at most ``alpha`` with the
-    network as it is close without training. Where the perceptron then beats PCA by
-    more than ``alpha`` with as many units (Fashion-MNIST), no adaptation runs: the
-    count stands, after one epoch with the gates frozen if units closed.
+    it). An opening move that, after 1000 steps, cannot gain ``alpha`` at the rate
+    its error falls stops there. Every step counts against ``max_iter``, 50 steps an
+    epoch, and shows in the per-epoch curves. Where the perceptron beats PCA by more
+    than ``alpha`` with as many units (Fashion-MNIST), no adaptation runs: the count
+    stands, after one epoch with the gates frozen if units closed without training.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's
