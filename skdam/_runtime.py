@@ -30,7 +30,7 @@ def adam(parameters, **options):
     3 to 100 features, 1.1x on Fashion-MNIST's 784 (``benchmarks/speed.py
     --sections internals``). torch before 2.4 fuses on CUDA only.
     """
-    parameters = list(parameters)
+    parameters = list(parameters)  # a failed first try must not use up a generator
     try:
         return torch.optim.Adam(parameters, fused=True, **options)
     except (RuntimeError, ValueError):

@@ -199,11 +199,11 @@ class AdaptedUnitCount:
         passes over a few thousand rows; training is spent on the closer calls.
         """
         module, alpha = trainer.module, trainer.settings.alpha
-        error = reconstruction_error(module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
+        error = self._error(trainer, rows)
         while count > lowest:
             start = snapshot(module)
             module.set_open_count(count - 1)
-            closed_error = reconstruction_error(module, rows, trainer.settings.batch_size, trainer.settings.missing_values)
+            closed_error = self._error(trainer, rows)
             if closed_error - error > alpha:
                 module.load_state_dict(start)
                 break
@@ -280,7 +280,7 @@ class AdaptedUnitCount:
                     error_sum, rows_seen = 0.0, 0
                 if target is not None and step + 1 in (self.check_step // 2, self.check_step):
                     module.eval()
-                    checkpoints[step + 1] = reconstruction_error(module, checked, settings.batch_size, settings.missing_values)
+                    checkpoints[step + 1] = self._error(trainer, checked)
                     module.train()
                     if step + 1 == self.check_step:
                         halfway, now = checkpoints[self.check_step // 2], checkpoints[self.check_step]
@@ -290,7 +290,7 @@ class AdaptedUnitCount:
         finally:
             module.gate.beta.requires_grad_(True)
             module.eval()
-        return reconstruction_error(module, judged, settings.batch_size, settings.missing_values)
+        return self._error(trainer, judged)
 
 
 def _record(trainer, error, n_open, history, on_epoch_end):

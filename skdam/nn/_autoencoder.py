@@ -226,10 +226,7 @@ class GatedAutoencoder(nn.Module):
             # A complete row: no entry missing.
             return self._encode_with_indicator(x_normalized, torch.zeros_like(x_normalized))
         if not self._fuses_products():
-            hidden = x_normalized
-            for layer in self.encoder_residual:
-                hidden = layer(hidden)
-            return self.gate(self.encoder_linear(x_normalized) + hidden)
+            return self.gate(self.encoder_linear(x_normalized) + self.encoder_residual(x_normalized))
         # The linear path and the residual's first layer both read the input: one
         # matrix product serves them.
         first = self.encoder_residual[0]
