@@ -16,6 +16,9 @@ from ._unit_search import AdaptedUnitCount
 #: from a settled network the S-curve on 2 units found its code in 2000 steps on
 #: one draw in two, in 3000 on more (hand runs; benchmarks/manifolds.py measures it).
 ADAPTATION_STEPS = 3000
+#: Where the settled network is already ahead of PCA, closures are judged after
+#: adaptations this short, each going on from the last (benchmarks/adaptation.py).
+CLOSING_ADAPTATION_STEPS = 250
 ADAPTATION_BATCH_SIZE = 256
 ADAPTATION_PEAK_LEARNING_RATE = 1e-2
 #: An opened unit's adaptation stops after 1000 steps when its error, projected
@@ -275,6 +278,7 @@ class DAMAutoencoder(_BaseDAM):
             search=search,
             max_epochs=self.max_iter,
             steps=ADAPTATION_STEPS,
+            closing_steps=CLOSING_ADAPTATION_STEPS,
             batch_size=ADAPTATION_BATCH_SIZE,
             peak_learning_rate=ADAPTATION_PEAK_LEARNING_RATE,
             check_step=ADAPTATION_CHECK_STEP,

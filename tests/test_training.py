@@ -113,7 +113,7 @@ def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
 def _adapted(X, on_epoch_end=None, search=True, max_epochs=100):
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     unit_count = AdaptedUnitCount(
-        linear_errors, search=search, max_epochs=max_epochs, steps=200, batch_size=64, peak_learning_rate=1e-2,
+        linear_errors, search=search, max_epochs=max_epochs, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
         check_step=100, projection_factor=2.4, steps_per_record=20,
     )  # fmt: skip
     _, result = train(
@@ -155,33 +155,47 @@ def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _trusted_unit_count(monkeypatch, unadapted_errors):
-    """A network at 6 units far ahead of PCA, whose closures see ``unadapted_errors``."""
+def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors):
+    """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
+    adapted to a count ``adapted_errors``."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
     trainer = trainer_for(module)
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
+    adaptations = []
+
+    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
+        adaptations.append((count, steps))
+        trainer.module.set_open_count(count)
+        return adapted_errors[count]
+
+    monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
     unit_count = AdaptedUnitCount(
-        [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=True, max_epochs=100, steps=200, batch_size=64,
-        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+        [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=True, max_epochs=100, steps=200, closing_steps=50,
+        batch_size=64, peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
     )  # fmt: skip
     settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
     history = []
     unit_count(trainer, X, None, settled, history, None)
-    return module, unit_count, history
+    return module, unit_count, history, adaptations
 
 
-def test_a_trusted_count_reports_its_error_without_training(monkeypatch):
-    module, unit_count, history = _trusted_unit_count(monkeypatch, {6: 0.010, 5: 0.5})
-    assert module.gate.n_open() == 6
-    assert unit_count.errors[6] == 0.010  # the curve has its point at the answer
-    assert history == []  # nothing closed, nothing trained
+def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monkeypatch):
+    # Each closure costs more than alpha as the network is, but not once it adapted.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}
+    )
+    assert module.gate.n_open() == 4
+    assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50)]  # short ones, each from the last
+    assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}  # adapted errors only
 
 
-def test_units_closed_without_training_leave_a_network_trained_one_epoch_at_its_count(monkeypatch):
-    module, unit_count, history = _trusted_unit_count(monkeypatch, {6: 0.010, 5: 0.015, 4: 0.5})
+def test_units_closed_without_training_are_not_points_of_the_curve(monkeypatch):
+    module, unit_count, history, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.015, 4: 0.5}, {5: 0.012, 4: 0.030}
+    )
     assert module.gate.n_open() == 5
-    closure, trained = history  # the closure's record, then one epoch with the gates frozen
-    assert (closure.learning_rate, closure.n_open) == (0.0, 5)
-    assert trained.learning_rate > 0 and trained.n_open == 5 and trained.beta == closure.beta
+    assert adaptations == [(5, 50), (4, 50)]  # the closure to 5 needed no training
+    assert (history[0].learning_rate, history[0].n_open) == (0.0, 5)  # the closure's record
+    assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.030}
