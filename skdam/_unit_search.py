@@ -154,19 +154,20 @@ class AdaptedUnitCount:
         # data; the validation rows with early_stopping.
         judged = X_train if X_validation is None else X_validation
         count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
-        settled = count
+        settled, error = count, last_record.monitored_error
         if self.search:
-            count = self._close_units_worth_nothing(trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
-        # The closures measured their count's error on the check rows; else the last
-        # epoch's error first: no full pass where nothing is searched.
-        if count == settled and self._may_be_wrong(last_record.monitored_error, count, alpha):
-            self.errors[count] = self._error(trainer, judged)
-        if count not in self.errors or not self._may_be_wrong(self.errors[count], count, alpha):
+            count, closed_error = self._close_units_worth_nothing(trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
+            if count != settled:
+                error = closed_error
+        # The last epoch's error first: a full pass only where the count may be wrong.
+        if count == settled and self._may_be_wrong(error, count, alpha):
+            error = self._error(trainer, judged)
+        if not self._may_be_wrong(error, count, alpha):
             self._close_adapting(trainer, X_train, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
             trainer.last_good_state = snapshot(module)
             return True
-        if count != settled:  # adapted errors are compared on every judged row
-            self.errors[count] = self._error(trainer, judged)
+        # Adapted errors are compared on every judged row.
+        self.errors[count] = error if count == settled else self._error(trainer, judged)
         if not self.search:
             start = snapshot(module)
             adapted = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end)
@@ -199,6 +200,8 @@ class AdaptedUnitCount:
     def _close_units_worth_nothing(self, trainer, rows, count, lowest, history, on_epoch_end):
         """Close the weakest units while each costs at most ``alpha`` without adapting.
 
+        Returns the count and its error on ``rows``.
+
         The error with a unit closed and the network as it is bounds the adapted
         one from above, so such a closure stands by the rule at the price of two
         passes over a few thousand rows; training is spent on the closer calls.
@@ -214,7 +217,7 @@ class AdaptedUnitCount:
                 break
             count, error = count - 1, closed_error
             _record(trainer, error, count, history, on_epoch_end)
-        return count
+        return count, error
 
     def _close_adapting(self, trainer, X_train, rows, count, lowest, history, on_epoch_end):
         """Adapt to ``count``, then close one unit at a time while each costs at most ``alpha``.

@@ -199,3 +199,13 @@ def test_units_closed_without_training_are_not_points_of_the_curve(monkeypatch):
     assert adaptations == [(5, 50), (4, 50)]  # the closure to 5 needed no training
     assert (history[0].learning_rate, history[0].n_open) == (0.0, 5)  # the closure's record
     assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.030}
+
+
+def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_search(monkeypatch):
+    # At 5 units the closed network is within alpha of PCA's 0.4: it may be stuck at
+    # the linear start, which short adaptations cannot leave.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.9, 6: 0.39}
+    )
+    assert module.gate.n_open() == 5
+    assert adaptations == [(4, None), (6, None)]  # full adaptations, both neighbours
