@@ -262,11 +262,10 @@ class AdaptedUnitCount:
     def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
         """Adapt the network to ``count`` open units; the error it reaches on ``judged``.
 
-        ``steps`` defaults to ``self.steps``.
-        With a ``target``, the adaptation stops at ``check_step`` when its projected
-        error stays above it, and returns the projection. Its steps come out of the
-        fit's epoch budget, ``steps_per_record`` steps an epoch; None when the
-        budget is spent.
+        ``steps`` Adam steps at most, ``self.steps`` by default. With a ``target``,
+        the adaptation stops at ``check_step`` when its projected error stays above
+        it, and returns the projection. Its steps come out of the fit's epoch
+        budget, ``steps_per_record`` steps an epoch; None when the budget is spent.
         """
         module, settings = trainer.module, trainer.settings
         steps = min(self.steps if steps is None else steps, (self.max_epochs - trainer.epochs_run) * self.steps_per_record)
