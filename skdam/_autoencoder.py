@@ -187,7 +187,9 @@ class DAMAutoencoder(_BaseDAM):
     than ``alpha`` with as many units (Fashion-MNIST), the gates have settled on too
     many units rather than too few: units close one at a time, each judged after a
     short adaptation (250 steps) that goes on from the last, until the next closure
-    costs more than ``alpha``.
+    costs more than ``alpha`` (where the first one does, units open the same way
+    while each gains more). An adaptation that ``max_iter`` would cut short is not
+    run: the count stands.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's

@@ -222,13 +222,15 @@ class AdaptedUnitCount:
     def _close_adapting(self, trainer, X_train, rows, count, lowest, history, on_epoch_end):
         """Adapt to ``count``, then close one unit at a time while each costs at most ``alpha``.
 
-        For a network already ahead of PCA: each closure is judged after a short
+        For a network already ahead of PCA: each move is judged after a short
         adaptation (``closing_steps``) that goes on from the last one, so the network
         keeps improving along the way and the count ends where the next closure,
         adapted, costs more than ``alpha`` (a network settled at 24 to 30 units on the
-        paper's quadratic kernel of 20 closes to 20). A closure that the rule
-        rejects puts the network back. Errors are measured on ``rows``; with the
-        budget spent, the count stands with its unadapted error.
+        paper's quadratic kernel of 20 closes to 20). Where the first closure is
+        rejected, the gates may have settled short instead: units open one at a time
+        while each gains more than ``alpha``. A move that the rule rejects puts the
+        network back. Errors are measured on ``rows``; with the budget spent, the
+        count stands (with its unadapted error if it had none to adapt).
         """
         module, alpha = trainer.module, trainer.settings.alpha
         start = snapshot(module)
@@ -238,15 +240,24 @@ class AdaptedUnitCount:
             self.errors[count] = self._error(trainer, rows)
             return count
         self.errors[count] = error
-        while self.search and count > lowest:
-            start = snapshot(module)
-            closed_error = self._adapt(trainer, X_train, rows, count - 1, None, history, on_epoch_end, self.closing_steps)
-            if closed_error is not None:
-                self.errors[count - 1] = closed_error
-            if closed_error is None or not closed_error - error <= alpha:
-                module.load_state_dict(start)
+        if not self.search:
+            return count
+        settled = count
+        for step in (-1, 1):  # opening only where nothing closed
+            while lowest <= count + step <= module.gate.width:
+                start = snapshot(module)
+                moved_error = self._adapt(trainer, X_train, rows, count + step, None, history, on_epoch_end, self.closing_steps)
+                if moved_error is None:  # no budget left: the count stands
+                    module.load_state_dict(start)
+                    return count
+                self.errors[count + step] = moved_error
+                kept = moved_error - error <= alpha if step < 0 else error - moved_error > alpha
+                if not kept:
+                    module.load_state_dict(start)
+                    break
+                count, error = count + step, moved_error
+            if count != settled:
                 break
-            count, error = count - 1, closed_error
         return count
 
     @staticmethod
@@ -268,8 +279,8 @@ class AdaptedUnitCount:
         budget, ``steps_per_record`` steps an epoch; None when the budget is spent.
         """
         module, settings = trainer.module, trainer.settings
-        steps = min(self.steps if steps is None else steps, (self.max_epochs - trainer.epochs_run) * self.steps_per_record)
-        if steps < self.steps_per_record:
+        steps = self.steps if steps is None else steps
+        if (self.max_epochs - trainer.epochs_run) * self.steps_per_record < steps:
             return None
         module.set_open_count(count)
         network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]

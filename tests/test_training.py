@@ -193,12 +193,12 @@ def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monk
 
 def test_units_closed_without_training_are_not_points_of_the_curve(monkeypatch):
     module, unit_count, history, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.010, 5: 0.015, 4: 0.5}, {5: 0.012, 4: 0.030}
+        monkeypatch, {6: 0.010, 5: 0.015, 4: 0.5}, {5: 0.012, 4: 0.030, 6: 0.011}
     )
     assert module.gate.n_open() == 5
-    assert adaptations == [(5, 50), (4, 50)]  # the closure to 5 needed no training
+    assert adaptations == [(5, 50), (4, 50), (6, 50)]  # the closure to 5 needed no training
     assert (history[0].learning_rate, history[0].n_open) == (0.0, 5)  # the closure's record
-    assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.030}
+    assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.030, 6: 0.011}
 
 
 def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_search(monkeypatch):
@@ -209,3 +209,28 @@ def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_se
     )
     assert module.gate.n_open() == 5
     assert adaptations == [(4, None), (6, None)]  # full adaptations, both neighbours
+
+
+def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkeypatch):
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.100, 5: 0.5}, {5: 0.200, 6: 0.100, 7: 0.050, 8: 0.045}
+    )
+    assert module.gate.n_open() == 7
+    assert adaptations == [(6, 50), (5, 50), (7, 50), (8, 50)]  # 5 rejected: open, 8 rejected
+    assert unit_count.errors == {0: 1.0, 5: 0.200, 6: 0.100, 7: 0.050, 8: 0.045}
+
+
+def test_an_adaptation_that_the_budget_would_cut_short_is_not_run():
+    # 10 epochs of budget hold 200 steps, not the 300 asked: no error is recorded.
+    X = _linear_data(n_samples=64, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    trainer = trainer_for(module)
+    unit_count = AdaptedUnitCount(
+        linear_errors, search=True, max_epochs=10, steps=300, closing_steps=50, batch_size=64,
+        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+    )  # fmt: skip
+    before = _state(module)
+    assert unit_count._adapt(trainer, X, X, 2, None, [], None) is None
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
+    assert unit_count._adapt(trainer, X, X, 2, None, [], None, steps=200) is not None
