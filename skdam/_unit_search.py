@@ -163,7 +163,7 @@ class AdaptedUnitCount:
         if count == settled and self._may_be_wrong(error, count, alpha):
             error = self._error(trainer, judged)
         if not self._may_be_wrong(error, count, alpha):
-            self._close_adapting(trainer, X_train, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end)
+            self._close_adapting(trainer, X_train, judged[:CHECK_ROWS], count, lowest, highest, history, on_epoch_end)
             trainer.last_good_state = snapshot(module)
             return True
         # Adapted errors are compared on every judged row.
@@ -175,27 +175,38 @@ class AdaptedUnitCount:
                 self.errors[count] = adapted
             else:  # adapting did not help, diverged or had no budget left
                 module.load_state_dict(start)
-        while self.search:
+        if self.search:
+            count = self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end)
+        trainer.last_good_state = snapshot(module)
+        return True
+
+    def _walk(self, trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, steps=None):
+        """Move the count one unit at a time, adapting to each move, until the rule holds.
+
+        Each move adapts for ``steps`` (``self.steps`` by default) from the network
+        as the last kept move left it; :func:`count_by_rule` decides with the errors
+        reached, and a move it rejects puts the network back. Returns the count.
+        """
+        module, alpha = trainer.module, trainer.settings.alpha
+        while True:
             count, neighbour = count_by_rule(self.errors, alpha, count, lowest, highest)
             if neighbour is None:
-                break
+                return count
             # An opened unit shows its gain from the start; a closed one may be made up
             # for only late, once the network finds a curved code (the S-curve's error
             # on 2 units sat at 0.12 for 1000 steps, then fell to 0.002): only opening
             # moves may stop early, when they cannot gain alpha.
             target = self.errors[count] - alpha if neighbour > count else None
             start = snapshot(module)
-            error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end)
+            error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end, steps)
             if error is None:  # no budget left: the count stands
                 module.load_state_dict(start)
-                break
+                return count
             self.errors[neighbour] = error
             if count_by_rule(self.errors, alpha, count, lowest, highest)[0] != neighbour:
                 module.load_state_dict(start)
             else:
                 count = neighbour
-        trainer.last_good_state = snapshot(module)
-        return True
 
     def _close_units_worth_nothing(self, trainer, rows, count, lowest, history, on_epoch_end):
         """Close the weakest units while each costs at most ``alpha`` without adapting.
@@ -219,17 +230,17 @@ class AdaptedUnitCount:
             _record(trainer, error, count, history, on_epoch_end)
         return count, error
 
-    def _close_adapting(self, trainer, X_train, rows, count, lowest, history, on_epoch_end):
+    def _close_adapting(self, trainer, X_train, rows, count, lowest, highest, history, on_epoch_end):
         """Adapt to ``count``, then close one unit at a time while each costs at most ``alpha``.
 
         For a network already ahead of PCA: each move is judged after a short
         adaptation (``closing_steps``) that goes on from the last one, so the network
         keeps improving along the way and the count ends where the next closure,
         adapted, costs more than ``alpha`` (a network settled at 24 to 30 units on the
-        paper's quadratic kernel of 20 closes to 20). Where the first closure is
-        rejected, the gates may have settled short instead: units open one at a time
-        while each gains more than ``alpha``. A move that the rule rejects puts the
-        network back. Errors are measured on ``rows``; with the budget spent, the
+        paper's quadratic kernel of 20 closes to 20): the search's :meth:`_walk` with
+        short steps. Where the first closure is rejected, the gates may have settled
+        short instead, and units open the same way while each gains more than
+        ``alpha``. A move that the rule rejects puts the network back. Errors are measured on ``rows``; with the budget spent, the
         count stands (with its unadapted error if it had none to adapt).
         """
         module, alpha = trainer.module, trainer.settings.alpha
@@ -242,23 +253,7 @@ class AdaptedUnitCount:
         self.errors[count] = error
         if not self.search:
             return count
-        settled = count
-        for step in (-1, 1):  # opening only where nothing closed
-            while lowest <= count + step <= module.gate.width:
-                start = snapshot(module)
-                moved_error = self._adapt(trainer, X_train, rows, count + step, None, history, on_epoch_end, self.closing_steps)
-                if moved_error is None:  # no budget left: the count stands
-                    module.load_state_dict(start)
-                    return count
-                self.errors[count + step] = moved_error
-                kept = moved_error - error <= alpha if step < 0 else error - moved_error > alpha
-                if not kept:
-                    module.load_state_dict(start)
-                    break
-                count, error = count + step, moved_error
-            if count != settled:
-                break
-        return count
+        return self._walk(trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, self.closing_steps)
 
     @staticmethod
     def _error(trainer, rows):
