@@ -176,7 +176,7 @@ class AdaptedUnitCount:
             else:  # adapting did not help, diverged or had no budget left
                 module.load_state_dict(start)
         if self.search:
-            count = self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end)
+            count = self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end)[0]
         trainer.last_good_state = snapshot(module)
         return True
 
@@ -185,13 +185,15 @@ class AdaptedUnitCount:
 
         Each move adapts for ``steps`` (``self.steps`` by default) from the network
         as the last kept move left it; :func:`count_by_rule` decides with the errors
-        reached, and a move it rejects puts the network back. Returns the count.
+        reached, and a move it rejects puts the network back. Returns the count and
+        the last kept move, ``(count before it, network before it)``, or None.
         """
         module, alpha = trainer.module, trainer.settings.alpha
+        last_move = None
         while True:
             count, neighbour = count_by_rule(self.errors, alpha, count, lowest, highest)
             if neighbour is None:
-                return count
+                return count, last_move
             # An opened unit shows its gain from the start; a closed one may be made up
             # for only late, once the network finds a curved code (the S-curve's error
             # on 2 units sat at 0.12 for 1000 steps, then fell to 0.002): only opening
@@ -201,12 +203,12 @@ class AdaptedUnitCount:
             error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end, steps)
             if error is None:  # no budget left: the count stands
                 module.load_state_dict(start)
-                return count
+                return count, last_move
             self.errors[neighbour] = error
             if count_by_rule(self.errors, alpha, count, lowest, highest)[0] != neighbour:
                 module.load_state_dict(start)
             else:
-                count = neighbour
+                count, last_move = neighbour, (count, start)
 
     def _close_units_worth_nothing(self, trainer, rows, count, lowest, history, on_epoch_end):
         """Close the weakest units while each costs at most ``alpha`` without adapting.
@@ -240,8 +242,10 @@ class AdaptedUnitCount:
         paper's quadratic kernel of 20 closes to 20): the search's :meth:`_walk` with
         short steps. Where the first closure is rejected, the gates may have settled
         short instead, and units open the same way while each gains more than
-        ``alpha``. A move that the rule rejects puts the network back. Errors are measured on ``rows``; with the budget spent, the
-        count stands (with its unadapted error if it had none to adapt).
+        ``alpha``. A move that the rule rejects puts the network back, and the last
+        kept move is judged again with both counts trained alike
+        (:meth:`_confirm_move`). Errors are measured on ``rows``; with the budget
+        spent, the count stands (with its unadapted error if it had none to adapt).
         """
         module, alpha = trainer.module, trainer.settings.alpha
         start = snapshot(module)
@@ -253,7 +257,34 @@ class AdaptedUnitCount:
         self.errors[count] = error
         if not self.search:
             return count
-        return self._walk(trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, self.closing_steps)
+        count, last_move = self._walk(trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, self.closing_steps)
+        if last_move is None:
+            return count
+        return self._confirm_move(trainer, X_train, rows, count, *last_move, history, on_epoch_end)
+
+    def _confirm_move(self, trainer, X_train, rows, count, previous, before, history, on_epoch_end):
+        """Judge the chain's last kept move again, with both counts trained alike.
+
+        The move to ``count`` was judged against the error at ``previous``, measured
+        one adaptation earlier: as the network still improves along the chain, that
+        favours the move by what one adaptation gains (``benchmarks/closing_chain.py``
+        measured 0.25 to 0.5 alpha). ``previous`` now adapts as long from the same
+        network, ``before``; where the rule then prefers it, its network is kept.
+        A rejected move needs no such check, being rejected despite the favour; and
+        the earlier moves were further from alpha (closing gains grow as units
+        close, opening gains shrink as they open). Returns the count kept.
+        """
+        module, alpha = trainer.module, trainer.settings.alpha
+        moved = snapshot(module)
+        module.load_state_dict(before)
+        error = self._adapt(trainer, X_train, rows, previous, None, history, on_epoch_end, self.closing_steps)
+        if error is not None and math.isfinite(error):
+            self.errors[previous] = error  # trained as long as the count's: the curve's point
+            pair = {count: self.errors[count], previous: error}
+            if count_by_rule(pair, alpha, count, min(count, previous), max(count, previous))[0] == previous:
+                return previous
+        module.load_state_dict(moved)
+        return count
 
     @staticmethod
     def _error(trainer, rows):

@@ -157,7 +157,7 @@ def _state(module):
 
 def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors):
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
-    adapted to a count ``adapted_errors``."""
+    adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations)."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
@@ -168,7 +168,8 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors):
     def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
         adaptations.append((count, steps))
         trainer.module.set_open_count(count)
-        return adapted_errors[count]
+        error = adapted_errors[count]
+        return error.pop(0) if isinstance(error, list) else error
 
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
     unit_count = AdaptedUnitCount(
@@ -187,8 +188,31 @@ def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monk
         monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}
     )
     assert module.gate.n_open() == 4
-    assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50)]  # short ones, each from the last
+    # Short ones, each from the last, and 5 again to confirm the last closure.
+    assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50), (5, 50)]
     assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}  # adapted errors only
+
+
+def test_the_last_closure_is_judged_again_with_both_counts_trained_alike(monkeypatch):
+    # 5 -> 4 costs 0.008 against 5's error one adaptation earlier; trained as long, 5
+    # reaches 0.003 and the closure costs 0.012: 5 is kept, at its newer error.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5}, {6: 0.005, 5: [0.007, 0.003], 4: 0.015, 3: 0.040}
+    )
+    assert module.gate.n_open() == 5
+    assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50), (5, 50)]  # 3 rejected
+    assert unit_count.errors == {0: 1.0, 6: 0.005, 5: 0.003, 4: 0.015, 3: 0.040}
+
+
+def test_the_last_opening_is_judged_again_with_both_counts_trained_alike(monkeypatch):
+    # 6 -> 7 gains 0.011 against 6's error one adaptation earlier; trained as long, 6
+    # reaches 0.095 and the unit gains 0.005: 6 is kept.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.100, 5: 0.5}, {5: 0.200, 6: [0.100, 0.095], 7: 0.089, 8: 0.085}
+    )
+    assert module.gate.n_open() == 6
+    assert adaptations == [(6, 50), (5, 50), (7, 50), (8, 50), (6, 50)]
+    assert unit_count.errors == {0: 1.0, 5: 0.200, 6: 0.095, 7: 0.089, 8: 0.085}
 
 
 def test_units_closed_without_training_are_not_points_of_the_curve(monkeypatch):
@@ -216,7 +240,8 @@ def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkey
         monkeypatch, {6: 0.100, 5: 0.5}, {5: 0.200, 6: 0.100, 7: 0.050, 8: 0.045}
     )
     assert module.gate.n_open() == 7
-    assert adaptations == [(6, 50), (5, 50), (7, 50), (8, 50)]  # 5 rejected: open, 8 rejected
+    # 5 rejected: open; 8 rejected; 6 again to confirm the opening of 7.
+    assert adaptations == [(6, 50), (5, 50), (7, 50), (8, 50), (6, 50)]
     assert unit_count.errors == {0: 1.0, 5: 0.200, 6: 0.100, 7: 0.050, 8: 0.045}
 
 
