@@ -110,7 +110,8 @@ class ReconstructionDisplay:
     alpha_line_ : matplotlib Line2D or None
         The horizontal line at ``alpha``.
     no_gain_markers_ : matplotlib Line2D or None
-        A grey cross on the x-axis per measured unit that gained nothing or lost.
+        A grey cross on the x-axis per measured unit that gained nothing or lost;
+        None when every measured unit gained.
 
     See Also
     --------
@@ -320,15 +321,18 @@ class ReconstructionDisplay:
             # Gains of a unit worth nothing are ~1e-16; show two decades below alpha at most.
             ax.set_ylim(bottom=max(gains[positive].min(), self.alpha / 100) / 2)
         # A measured unit that gained nothing, or lost, has no bar on a log scale: a
-        # cross on the x-axis says it was measured.
-        (self.no_gain_markers_,) = ax.plot(
-            units[~positive],
-            np.full((~positive).sum(), ax.get_ylim()[0]),
-            linestyle="none",
-            marker="x",
-            color="dimgray",
-            clip_on=False,
-        )
+        # cross on the x-axis says it was measured. Only where there is one: an
+        # empty unclipped line collapses a constrained layout's Axes to nothing.
+        if (~positive).any():
+            (self.no_gain_markers_,) = ax.plot(
+                units[~positive],
+                np.full((~positive).sum(), ax.get_ylim()[0]),
+                linestyle="none",
+                marker="x",
+                color="dimgray",
+                clip_on=False,
+                label="no gain",
+            )
         ax.set(
             xlabel="unit k",
             ylabel="gain e(k-1) - e(k)",
@@ -340,7 +344,6 @@ class ReconstructionDisplay:
             from matplotlib.patches import Patch  # matplotlib is imported by now
 
             handles += [Patch(color="tab:blue", label="kept"), Patch(color="silver", label="dropped")]
-        if (~positive).any():
-            self.no_gain_markers_.set_label("no gain")
+        if self.no_gain_markers_ is not None:
             handles.append(self.no_gain_markers_)
         ax.legend(handles=handles, loc="upper right")

@@ -224,7 +224,11 @@ def test_reconstruction_display_without_x_draws_the_measured_curve_and_the_rule(
     drawn_units = [round(bar.get_x() + bar.get_width() / 2) for bar in bars]
     np.testing.assert_array_equal(drawn_units, np.flatnonzero(gains > 0) + 1)
     np.testing.assert_allclose([bar.get_height() for bar in bars], gains[gains > 0])
-    np.testing.assert_array_equal(display.no_gain_markers_.get_xdata(), np.flatnonzero(gains <= 0) + 1)
+    no_gain = np.flatnonzero(gains <= 0) + 1
+    if no_gain.size:
+        np.testing.assert_array_equal(display.no_gain_markers_.get_xdata(), no_gain)
+    else:
+        assert display.no_gain_markers_ is None
     assert display.alpha_line_.get_ydata()[0] == estimator.alpha
     kept = [matplotlib.colors.same_color(bar.get_facecolor(), "tab:blue") for bar in bars]
     assert kept == [unit <= 3 for unit in drawn_units]
@@ -270,6 +274,22 @@ def test_reconstruction_display_draws_gains_only_between_measured_neighbours():
     np.testing.assert_array_equal(display.no_gain_markers_.get_xdata(), [5])
     labels = [text.get_text() for text in display.gains_ax_.get_legend().get_texts()]
     assert labels == ["alpha = 0.01", "kept", "dropped", "no gain"]
+
+
+def test_reconstruction_display_keeps_its_panels_wide_in_a_constrained_layout(tmp_path):
+    # Every measured unit gained: no "no gain" crosses, and nothing that would
+    # collapse the panels when the layout is computed.
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    display = ReconstructionDisplay(
+        measured_n_components=np.array([0, 1, 2, 3]),
+        measured_reconstruction_error=np.array([1.0, 0.08, 0.002, 0.0003]),
+        alpha=0.01,
+        found_n_components=2,
+        found_reconstruction_error=0.002,
+    ).plot(ax=axes)
+    _save_and_read(figure, tmp_path / "constrained.png")
+    assert all(ax.get_position().width > 0.3 for ax in axes)
+    assert display.no_gain_markers_ is None
 
 
 def test_reconstruction_display_refuses_a_curve_it_cannot_draw(fitted_embedding, rank_three_data):
