@@ -32,7 +32,7 @@ ESTIMATOR_CHOICES = ("embedding", "autoencoder")
 COMMANDS = """\
 fit-transform  learn the number of dimensions of a table and write its embedding
 transform      embed a table with a model saved by 'fit-transform --save-model'
-demo           fit both estimators on scikit-learn's digits beside PCA, save a PNG
+demo           fit both estimators on digits and a Swiss roll beside PCA, save a PNG
 """
 
 FILES_HELP = """\

@@ -393,3 +393,25 @@ def test_help_and_version_import_neither_torch_nor_sklearn(arguments):
     assert result.returncode == 0, result.stderr
     assert "skdam" in result.stdout
     assert result.stderr.splitlines()[-1:] == [""], result.stderr
+
+
+def test_demo_prints_both_tables_and_saves_its_figure(tmp_path, monkeypatch):
+    # The demo's own estimators, made small: this checks what it prints and draws.
+    pytest.importorskip("matplotlib")
+    from functools import partial
+
+    import skdam._demo as demo
+
+    monkeypatch.setattr(demo, "DAMAutoencoder", partial(DAMAutoencoder, hidden_layer_sizes=(8,), max_iter=4))
+    monkeypatch.setattr(demo, "DAMEmbedding", partial(DAMEmbedding, max_iter=4))
+    monkeypatch.setattr(demo, "SWISS_ROLL_SAMPLES", 200)
+    lines = []
+    rows, curved_rows, png_paths = demo.run_demo(output_dir=tmp_path, stream=lines.append)
+    text = "\n".join(lines)
+    assert [row["estimator"] for row in rows] == [row["estimator"] for row in curved_rows] == ["DAMEmbedding", "DAMAutoencoder"]
+    assert "digits:" in text and "Swiss roll: 200 points" in text and text.count("\nPCA ") == 1
+    for row in curved_rows:
+        assert 1 <= row["n_components"] <= 3 and row["unexplained_variance"].shape == (3,)
+    assert curved_rows[0]["unexplained_variance"][-1] == pytest.approx(0.0, abs=1e-5)  # the linear fit measures every count
+    assert png_paths == [tmp_path / "skdam-demo.png", tmp_path / "skdam-demo-swiss-roll.png"]
+    assert all(path.stat().st_size > 0 for path in png_paths)
