@@ -194,8 +194,8 @@ class DAMAutoencoder(_BaseDAM):
     short adaptation (250 steps) that goes on from the last, until the next closure
     costs more than ``alpha`` (where the first one does, units open the same way
     while each gains more); the last kept move is then judged again, the count it
-    left adapting as long from the same network. An adaptation that ``max_iter`` would cut short is not
-    run: the count stands.
+    left adapting as long from the same network. An adaptation that ``max_iter``
+    would cut short is not run: the count stands.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's

@@ -32,7 +32,7 @@ def _accuracy(reducer, X_train, y_train, X_test, y_test):
 
 
 def run_demo(output_dir="skdam-demo", random_state=0, stream=print):
-    """Fit both estimators on digits and on a Swiss roll, print tables beside PCA, save a PNG.
+    """Fit both estimators on digits and on a Swiss roll, print tables beside PCA, save two PNGs.
 
     Returns
     -------
@@ -42,7 +42,7 @@ def run_demo(output_dir="skdam-demo", random_state=0, stream=print):
     curved_rows : list of dict
         One row per estimator on the Swiss roll: dimensions found, the fit time, and
         the unexplained share of the variance at 1, 2 and 3 dimensions as the fit
-        measured it (NaN where it did not), beside PCA's.
+        measured it (NaN where it did not).
     png_paths : list of pathlib.Path
         The figures: the gates on digits, and the Swiss roll's error curve and
         gains; empty when matplotlib is missing.
