@@ -181,10 +181,9 @@ class DAMAutoencoder(_BaseDAM):
     checked against the rule above where the network is within ``alpha`` of the
     best linear projection (PCA) with as many units, or beaten by PCA with more: the
     gate moves one unit, the network adapts to the new count (3000 Adam steps of 256
-    rows on a one-cycle schedule peaking at 1e-2, from a fresh optimiser, and for a
-    closing move from a network still at PCA's error, from a fresh perceptron), and
-    the move is kept when the error changed by at most ``alpha`` (closing) or by more
-    (opening); else the network is put back. Errors are judged on the training rows, as PCA's
+    rows on a one-cycle schedule peaking at 1e-2, from a fresh optimiser), and the move is
+    kept when the error changed by at most ``alpha`` (closing) or by more (opening);
+    else the network is put back. Errors are judged on the training rows, as PCA's
     ``explained_variance_ratio_`` is (the validation rows with ``early_stopping``,
     which guard a small sample against a network that threads a curve through
     it). An opening move that, after 1000 steps, cannot gain ``alpha`` at the rate
