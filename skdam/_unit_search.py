@@ -96,10 +96,7 @@ class AdaptedUnitCount:
     as many units, the count is checked one unit at a time: the gate moves to the
     neighbouring count, the network adapts to it with a fresh Adam on a one-cycle
     schedule, and :func:`count_by_rule` decides with the error reached. A move that
-    the rule rejects puts the network back. A closing move from a network still at
-    PCA's error starts from a fresh perceptron (``reset_perceptron``): the one that
-    training left learned nothing PCA misses, and can hold the adaptation at PCA's
-    error. An opening move stops early once its
+    the rule rejects puts the network back. An opening move stops early once its
     error, projected along its own fall, cannot gain ``alpha``; the projection is
     then what the curve records. Elsewhere the perceptron already trades curvature
     for units, and the gates settled on too many rather than too few: units close
@@ -203,10 +200,6 @@ class AdaptedUnitCount:
             # moves may stop early, when they cannot gain alpha.
             target = self.errors[count] - alpha if neighbour > count else None
             start = snapshot(module)
-            if neighbour < count and stuck_at_linear_start(self.errors[count], count, self.linear_errors, alpha):
-                # A perceptron that learned nothing PCA misses can hold the adaptation
-                # at PCA's error (a saddle): the closing move starts from a fresh one.
-                module.reset_perceptron(trainer.generator)
             error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end, steps)
             if error is None:  # no budget left: the count stands
                 module.load_state_dict(start)
