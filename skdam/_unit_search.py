@@ -268,7 +268,7 @@ class AdaptedUnitCount:
         The move to ``count`` was judged against the error at ``previous``, measured
         one adaptation earlier: as the network still improves along the chain, that
         favours the move by what one adaptation gains (``benchmarks/closing_chain.py``
-        measured 0.25 to 0.5 alpha). ``previous`` now adapts as long from the same
+        measured up to 0.43 alpha). ``previous`` now adapts as long from the same
         network, ``before``; where the rule then prefers it, its network is kept.
         A rejected move needs no such check, being rejected despite the favour; and
         the earlier moves were further from alpha (closing gains grow as units
