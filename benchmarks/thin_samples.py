@@ -60,14 +60,13 @@ def main():
 
     from skdam import DAMAutoencoder
 
-    cases = [("digits (1347 training rows)", 10, digits_split)]  # 10 classes; no true dimension
+    cases = [("digits (1347 training rows)", "-", digits_split)]  # no true dimension
     cases += [(d.label, d.dimension, lambda seed, d=d: manifold_split(d, seed)) for d in select(data_sets(), SETS) if not d.noise]
     report = start_report(args.name, "Thin samples: the reported error against fresh rows", args.threads)
     report(
         "Errors are 1 - R^2: 'reported' is unexplained_variance_[n_components_] (training rows, or the held-out "
         "rows with early_stopping); 'train' and 'test' are measured after the fit on the training rows and on "
-        f"{TEST_ROWS} fresh rows (digits: its test split); 'PCA test' is PCA with as many components on the test rows. "
-        "digits has no true dimension (its column shows the classes).\n"
+        f"{TEST_ROWS} fresh rows (digits: its test split); 'PCA test' is PCA with as many components on the test rows.\n"
     )
     rows = []
     for label, truth, split in cases:
