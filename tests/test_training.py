@@ -97,6 +97,24 @@ def test_a_linear_model_lands_on_the_count_pca_gives(settled_count):
     assert module.gate.n_open() == 3
 
 
+def test_a_fresh_perceptron_leaves_the_linear_path_and_the_gate_as_they_were():
+    module = GatedAutoencoder(6, 5, (8,)).reset_parameters(torch.Generator().manual_seed(0))
+    with torch.no_grad():  # a trained model: every weight moved
+        for parameter in module.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
+    before = _state(module)
+    x = torch.randn(10, 6, generator=torch.Generator().manual_seed(2))
+    module.reset_perceptron(torch.Generator().manual_seed(3))
+    for name in ("encoder_linear.weight", "decoder_linear.weight", "gate.beta"):
+        torch.testing.assert_close(module.state_dict()[name], before[name], rtol=0, atol=0)
+    code = module.gate(module.encoder_linear(x))
+    torch.testing.assert_close(module.encode_normalized(x), code)  # the model is its linear path
+    torch.testing.assert_close(module.decode_normalized(code), module.decoder_linear(code))
+    assert not torch.equal(module.encoder_residual[0].weight, before["encoder_residual.0.weight"])
+    again = GatedAutoencoder(6, 5, (8,)).reset_perceptron(torch.Generator().manual_seed(3))
+    torch.testing.assert_close(again.encoder_residual[0].weight, module.encoder_residual[0].weight)  # drawn from the generator
+
+
 def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
     module = GatedAutoencoder(6, 5, (8,)).reset_parameters(torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -155,12 +173,15 @@ def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors):
+def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, resets=None):
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
-    adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations)."""
+    adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations).
+    ``resets``, a list, records the open count at each fresh perceptron."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
+    if resets is not None:
+        monkeypatch.setattr(GatedAutoencoder, "reset_perceptron", lambda self, generator=None: resets.append(self.gate.n_open()))
     trainer = trainer_for(module)
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
     adaptations = []
@@ -232,7 +253,28 @@ def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_se
         monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.9, 6: 0.39}
     )
     assert module.gate.n_open() == 5
-    assert adaptations == [(4, None), (6, None)]  # full adaptations, both neighbours
+    # Full adaptations, both neighbours; the closure, at PCA's error, twice.
+    assert adaptations == [(4, None), (4, None), (6, None)]
+
+
+def test_a_closure_stuck_at_pca_s_error_is_tried_again_from_a_fresh_perceptron(monkeypatch):
+    # From 5 units at PCA's error, the first adaptation to 4 stays at PCA's 0.5; from a
+    # fresh perceptron it reaches 0.40 and the closure stands. The one to 3 fails both
+    # times and is rejected; opening moves and closures ahead of PCA are not retried.
+    resets = []
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: [0.55, 0.40], 3: [0.9, 0.9]}, resets
+    )
+    assert module.gate.n_open() == 4
+    assert adaptations == [(4, None), (4, None), (3, None), (3, None)]
+    assert resets == [5, 4]  # each from the network before the move
+    assert unit_count.errors == {0: 1.0, 5: 0.395, 4: 0.40, 3: 0.9}
+
+
+def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypatch):
+    resets = []
+    _trusted_unit_count(monkeypatch, {6: 0.010, 5: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}, resets)
+    assert resets == []
 
 
 def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkeypatch):

@@ -100,17 +100,34 @@ class GatedAutoencoder(nn.Module):
         self.input_mean.zero_()
         self.input_scale.fill_(1.0)
         self.gate.reset_parameters()
-        for linear in self.modules():
-            if isinstance(linear, nn.Linear):
-                # PyTorch's default nn.Linear initialisation, drawn from our generator.
-                nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
-                if linear.bias is not None:
-                    bound = 1 / math.sqrt(linear.in_features)
-                    nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
+        for linear in (self.encoder_linear, self.decoder_linear):
+            _default_initialisation(linear, generator)
+        return self.reset_perceptron(generator)
+
+    @torch.no_grad()
+    def reset_perceptron(self, generator=None):
+        """Draw the perceptrons afresh, their last layers at zero: the model is its linear path again.
+
+        The linear path and the gate are left as they are.
+
+        Parameters
+        ----------
+        generator : torch.Generator, default=None
+            Source of the random draws; ``None`` uses PyTorch's global generator.
+
+        Returns
+        -------
+        GatedAutoencoder
+            The module itself, reset in place.
+        """
         for residual in (self.encoder_residual, self.decoder_residual):
-            if residual is not None:
-                residual[-1].weight.zero_()
-                residual[-1].bias.zero_()
+            if residual is None:
+                continue
+            for linear in residual:
+                if isinstance(linear, nn.Linear):
+                    _default_initialisation(linear, generator)
+            residual[-1].weight.zero_()
+            residual[-1].bias.zero_()
         return self
 
     @torch.no_grad()
@@ -360,3 +377,11 @@ class GatedAutoencoder(nn.Module):
             The reconstruction, in the units of the data.
         """
         return self.decode(self.encode(x))
+
+
+def _default_initialisation(linear, generator):
+    """PyTorch's default ``nn.Linear`` initialisation, drawn from ``generator``."""
+    nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=generator)
+    if linear.bias is not None:
+        bound = 1 / math.sqrt(linear.in_features)
+        nn.init.uniform_(linear.bias, -bound, bound, generator=generator)
