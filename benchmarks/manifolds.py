@@ -32,11 +32,13 @@ none over 60 s); each prints a PASS or FAIL line (SKIP when ``--sets`` left its 
 out). The PCA rules are context.
 
 Usage: ``python benchmarks/manifolds.py [--sets NAME ...] [--n-samples N] [--seeds 5]
-[--threads 1] [--name manifolds] [--list] [--replot]``
+[--threads 1] [--name manifolds] [--held-out] [--list] [--replot]``
 
 ``--sets`` keeps the data sets whose label contains one of the given strings (case
 ignored); ``--list`` prints the labels and exits; ``--n-samples`` gives every data set
-that many rows instead of its own default.
+that many rows instead of its own default. ``--held-out`` adds
+``DAMAutoencoder(early_stopping=True)``, the rule judged on the held-out tenth of the
+rows, as a column of its own on the same draws (the acceptance lines stay the default's).
 """
 
 import argparse
@@ -288,15 +290,17 @@ class LocalPCA:
         return self
 
 
-def methods():
+def methods(held_out=False):
     """Name: (the estimator for a seed, the fitted attribute holding its estimate)."""
     import skdim
     from sklearn.decomposition import PCA
 
     from skdam import DAMAutoencoder, DAMEmbedding
 
+    held_out_autoencoder = {HELD_OUT_AUTOENCODER: (lambda seed: DAMAutoencoder(early_stopping=True, random_state=seed), "n_components_")}
     return {
         "DAMAutoencoder()": (lambda seed: DAMAutoencoder(random_state=seed), "n_components_"),
+        **(held_out_autoencoder if held_out else {}),
         "DAMEmbedding()": (lambda seed: DAMEmbedding(random_state=seed), "n_components_"),
         'PCA("mle")': (lambda seed: PCA("mle"), "n_components_"),
         "PCA(0.95)": (lambda seed: PCA(0.95), "n_components_"),
@@ -306,7 +310,8 @@ def methods():
     }
 
 
-DAM_METHODS = ("DAMAutoencoder()", "DAMEmbedding()")
+HELD_OUT_AUTOENCODER = "DAMAutoencoder(early_stopping=True)"
+DAM_METHODS = ("DAMAutoencoder()", HELD_OUT_AUTOENCODER, "DAMEmbedding()")
 AUTOENCODER = "DAMAutoencoder()"
 #: The intrinsic-dimension estimators of the acceptance criterion; the PCA rules are context.
 ID_ESTIMATORS = ("TwoNN", "MLE", "lPCA (local, k=100)")
@@ -393,6 +398,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sets", nargs="+", default=None, metavar="NAME", help="keep the data sets whose label contains one of these strings")
     parser.add_argument("--list", action="store_true", help="print the data sets' labels and exit")
+    parser.add_argument("--held-out", action="store_true", help="add DAMAutoencoder(early_stopping=True) as a column")
     parser.add_argument("--name", default="manifolds", help="stem of the files written under benchmarks/results/")
     parser.add_argument("--replot", action="store_true", help="redraw the figure from results/<name>_estimates.json")
     args = parser.parse_args()
@@ -412,7 +418,7 @@ def main():
     sizes = f"N = {args.n_samples} per data set" if args.n_samples else "N = 2000 per data set (5000 for the paper's kernels)"
     report(f"{sizes}, seeds 0-{args.seeds - 1}; estimate = median over the seeds.\n")
 
-    all_methods = methods()
+    all_methods = methods(args.held_out)
     names = list(all_methods)
     # One throw-away fit: the first Adam in a process imports torch._dynamo (seconds),
     # which would otherwise land in the first data set's fit time.
@@ -472,7 +478,7 @@ def plot(sets, names, estimates, name):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    markers = dict(zip(names, "os^v<>D"))
+    markers = dict(zip(names, "os^v<>DP"))
     for method in names:
         truth = [d.target(method) for d in sets]
         found = [statistics.median(estimates[d.label, method]) for d in sets]
