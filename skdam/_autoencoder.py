@@ -183,7 +183,10 @@ class DAMAutoencoder(_BaseDAM):
     gate moves one unit, the network adapts to the new count (3000 Adam steps of 256
     rows on a one-cycle schedule peaking at 1e-2, from a fresh optimiser), and the move is
     kept when the error changed by at most ``alpha`` (closing) or by more (opening);
-    else the network is put back. Errors are judged on the training rows, as PCA's
+    else the network is put back. A closing move whose adaptation stayed within
+    ``alpha`` of PCA's error, and would be rejected, runs once more from a fresh
+    perceptron, since one that settled at PCA's error can hold the network there.
+    Errors are judged on the training rows, as PCA's
     ``explained_variance_ratio_`` is (the validation rows with ``early_stopping``,
     which guard a small sample against a network that threads a curve through
     it). An opening move that, after 1000 steps, cannot gain ``alpha`` at the rate

@@ -173,15 +173,19 @@ def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, resets=None):
+def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None):
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
     adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations).
-    ``resets``, a list, records the open count at each fresh perceptron."""
+    ``retried_errors`` maps a count to the error a retry from a fresh perceptron returns."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
-    if resets is not None:
-        monkeypatch.setattr(GatedAutoencoder, "reset_perceptron", lambda self, generator=None: resets.append(self.gate.n_open()))
+    if retried_errors is not None:
+        def retry(self, trainer, X_train, judged, count, start, error, history, on_epoch_end, steps):
+            adaptations.append((count, "retry"))
+            return retried_errors[count]
+
+        monkeypatch.setattr(AdaptedUnitCount, "_retry_from_fresh_perceptron", retry)
     trainer = trainer_for(module)
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
     adaptations = []
@@ -250,31 +254,69 @@ def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_se
     # At 5 units the closed network is within alpha of PCA's 0.4: it may be stuck at
     # the linear start, which short adaptations cannot leave.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.9, 6: 0.39}
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.9, 6: 0.39}, retried_errors={4: 0.9}
     )
     assert module.gate.n_open() == 5
-    # Full adaptations, both neighbours; the closure, at PCA's error, twice.
-    assert adaptations == [(4, None), (4, None), (6, None)]
+    # Full adaptations, both neighbours; the closure, at PCA's error, tried again.
+    assert adaptations == [(4, None), (4, "retry"), (6, None)]
 
 
 def test_a_closure_stuck_at_pca_s_error_is_tried_again_from_a_fresh_perceptron(monkeypatch):
-    # From 5 units at PCA's error, the first adaptation to 4 stays at PCA's 0.5; from a
-    # fresh perceptron it reaches 0.40 and the closure stands. The one to 3 fails both
-    # times and is rejected; opening moves and closures ahead of PCA are not retried.
-    resets = []
+    # From 5 units at PCA's error, the adaptation to 4 stays at PCA's 0.5 and a retry
+    # reaches 0.40: the closure stands. The one to 3 fails both times; opening moves
+    # and closures ahead of PCA are not retried.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: [0.55, 0.40], 3: [0.9, 0.9]}, resets
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.55, 3: 0.9}, retried_errors={4: 0.40, 3: 0.9}
     )
     assert module.gate.n_open() == 4
-    assert adaptations == [(4, None), (4, None), (3, None), (3, None)]
-    assert resets == [5, 4]  # each from the network before the move
+    assert adaptations == [(4, None), (4, "retry"), (3, None), (3, "retry")]
     assert unit_count.errors == {0: 1.0, 5: 0.395, 4: 0.40, 3: 0.9}
 
 
 def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypatch):
-    resets = []
-    _trusted_unit_count(monkeypatch, {6: 0.010, 5: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}, resets)
-    assert resets == []
+    _, _, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}, retried_errors={}
+    )
+    assert all(steps != "retry" for _, steps in adaptations)
+
+
+@pytest.mark.parametrize(("first_on_unseen", "retry_on_unseen", "kept"), [(0.5, 0.1, "retry"), (0.03, 0.10, "first")])
+def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_agree(monkeypatch, first_on_unseen, retry_on_unseen, kept):
+    # A fresh perceptron that memorises a thin sample does better on the rows it
+    # trained on, not on the tenth it left out (which the first adaptation trained on).
+    X = _linear_data(n_samples=60, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    trainer = trainer_for(module)
+    unit_count = AdaptedUnitCount(
+        linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64,
+        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+    )  # fmt: skip
+    start = _state(module)
+    with torch.no_grad():
+        module.decoder_linear.weight.mul_(2.0)  # the first adaptation's network
+    first = _state(module)
+    rows_seen = {}
+
+    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
+        rows_seen.update(trained=X_train, unseen=judged)
+        with torch.no_grad():
+            trainer.module.decoder_linear.weight.mul_(3.0)  # the retry's network
+        return retry_on_unseen
+
+    monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
+    monkeypatch.setattr(AdaptedUnitCount, "_error", staticmethod(lambda trainer, rows: first_on_unseen if len(rows) == 6 else 0.25))
+    error = unit_count._retry_from_fresh_perceptron(trainer, X, X, 2, start, 0.7, [], None, None)
+    assert (len(rows_seen["trained"]), len(rows_seen["unseen"])) == (54, 6)
+    together = torch.cat([rows_seen["trained"], rows_seen["unseen"]])
+    assert torch.equal(together[torch.argsort(together[:, 0])], X[torch.argsort(X[:, 0])])  # a split of X
+    if kept == "retry":
+        assert error == 0.25  # the retry's error on the judged rows
+        torch.testing.assert_close(module.decoder_linear.weight, start["decoder_linear.weight"] * 3.0)
+        assert not torch.equal(module.encoder_residual[0].weight, start["encoder_residual.0.weight"])  # drawn afresh
+    else:
+        assert error == 0.7
+        for name, tensor in module.state_dict().items():
+            torch.testing.assert_close(tensor, first[name], rtol=0, atol=0)
 
 
 def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkeypatch):
