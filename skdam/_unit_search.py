@@ -103,7 +103,8 @@ class AdaptedUnitCount:
     at PCA's error, and would be rejected, is tried once more from a fresh
     perceptron, since one that settled at PCA's error can hold the adaptation
     there. An opening move stops early once its error, projected along its own
-    fall, cannot gain ``alpha``; the projection is then what the curve records. Elsewhere the perceptron already trades curvature
+    fall, cannot gain ``alpha``; the projection is then what the curve records.
+    Elsewhere the perceptron already trades curvature
     for units, and the gates settled on too many rather than too few: units close
     one at a time, each after a short adaptation that goes on from the last
     (:meth:`_close_adapting`). The errors measured, on the training rows (or the
@@ -223,7 +224,7 @@ class AdaptedUnitCount:
 
         A perceptron can hold the adaptation at PCA's error, a saddle: on the S-curve's
         draw 1 the network on 2 units stayed at PCA's 0.118 through 3000 steps, every
-        time, where a fresh perceptron reached 0.005 (by hand). Rejecting such a move
+        time, where a fresh perceptron reached 0.0001 (by hand). Rejecting such a move
         would judge an optimisation that failed, not the data.
         """
         rejected = error - self.errors[count] > alpha
@@ -239,12 +240,15 @@ class AdaptedUnitCount:
         one missed. On the paper's MLP kernel at 19 units a fresh perceptron reached
         0.009 on its training rows and 0.028 on the tenth it left out, against 0.031
         for the first adaptation and a limit of 0.026 (by hand). Returns the error on
-        ``judged`` of the network kept: ``error`` where the first adaptation stays.
+        ``judged`` of the network kept: ``error`` where the first adaptation stays,
+        or the rows are too few to leave any out.
         """
         module = trainer.module
+        n_unseen = max(1, round(RETRY_CHECK_SHARE * X_train.shape[0]))
+        if n_unseen >= X_train.shape[0]:
+            return error
         adapted = snapshot(module)
         order = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
-        n_unseen = max(1, round(RETRY_CHECK_SHARE * X_train.shape[0]))
         unseen, trained = X_train[order[:n_unseen]], X_train[order[n_unseen:]]
         module.load_state_dict(start)
         module.reset_perceptron(trainer.generator)

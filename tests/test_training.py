@@ -319,6 +319,17 @@ def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass
             torch.testing.assert_close(tensor, first[name], rtol=0, atol=0)
 
 
+def test_no_retry_where_no_row_can_be_left_out(monkeypatch):
+    X = _linear_data(n_samples=64, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    unit_count = AdaptedUnitCount(
+        linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64,
+        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+    )  # fmt: skip
+    monkeypatch.setattr(AdaptedUnitCount, "_adapt", lambda *args, **kwargs: pytest.fail("no rows to train a retry on"))
+    assert unit_count._retry_from_fresh_perceptron(trainer_for(module), X[:1], X[:1], 2, _state(module), 0.7, 0.03, [], None, None) == 0.7
+
+
 def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkeypatch):
     module, unit_count, _, adaptations = _trusted_unit_count(
         monkeypatch, {6: 0.100, 5: 0.5}, {5: 0.200, 6: 0.100, 7: 0.050, 8: 0.045}
