@@ -128,12 +128,17 @@ def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
     assert (after[:, :2] == 0).all()
 
 
+def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200):
+    """The search with short adaptations, as the tests below drive it."""
+    return AdaptedUnitCount(
+        linear_errors, search=search, max_epochs=max_epochs, steps=steps, closing_steps=50, batch_size=64,
+        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+    )  # fmt: skip
+
+
 def _adapted(X, on_epoch_end=None, search=True, max_epochs=100):
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
-    unit_count = AdaptedUnitCount(
-        linear_errors, search=search, max_epochs=max_epochs, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
-        check_step=100, projection_factor=2.4, steps_per_record=20,
-    )  # fmt: skip
+    unit_count = _adapted_unit_count(linear_errors, search, max_epochs)
     _, result = train(
         module, X, max_epochs=max_epochs, tol=1e-2, n_iter_no_change=3, after_settling=unit_count,
         on_epoch_end=None if on_epoch_end is None else on_epoch_end(module), batch_size=40, learning_rate=3e-3,
@@ -197,10 +202,7 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
         return error.pop(0) if isinstance(error, list) else error
 
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
-    unit_count = AdaptedUnitCount(
-        [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=True, max_epochs=100, steps=200, closing_steps=50,
-        batch_size=64, peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
-    )  # fmt: skip
+    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
     settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
     history = []
     unit_count(trainer, X, None, settled, history, None)
@@ -287,10 +289,7 @@ def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass
     X = _linear_data(n_samples=60, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     trainer = trainer_for(module)
-    unit_count = AdaptedUnitCount(
-        linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64,
-        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
-    )  # fmt: skip
+    unit_count = _adapted_unit_count(linear_errors)
     start = _state(module)
     with torch.no_grad():
         module.decoder_linear.weight.mul_(2.0)  # the first adaptation's network
@@ -322,10 +321,7 @@ def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass
 def test_no_retry_where_no_row_can_be_left_out(monkeypatch):
     X = _linear_data(n_samples=64, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
-    unit_count = AdaptedUnitCount(
-        linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64,
-        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
-    )  # fmt: skip
+    unit_count = _adapted_unit_count(linear_errors)
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", lambda *args, **kwargs: pytest.fail("no rows to train a retry on"))
     assert unit_count._retry_from_fresh_perceptron(trainer_for(module), X[:1], X[:1], 2, _state(module), 0.7, 0.03, [], None, None) == 0.7
 
@@ -345,10 +341,7 @@ def test_an_adaptation_that_the_budget_would_cut_short_is_not_run():
     X = _linear_data(n_samples=64, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     trainer = trainer_for(module)
-    unit_count = AdaptedUnitCount(
-        linear_errors, search=True, max_epochs=10, steps=300, closing_steps=50, batch_size=64,
-        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
-    )  # fmt: skip
+    unit_count = _adapted_unit_count(linear_errors, max_epochs=10, steps=300)
     before = _state(module)
     assert unit_count._adapt(trainer, X, X, 2, None, [], None) is None
     for name, tensor in module.state_dict().items():
