@@ -185,7 +185,8 @@ class DAMAutoencoder(_BaseDAM):
     kept when the error changed by at most ``alpha`` (closing) or by more (opening);
     else the network is put back. A closing move whose adaptation stayed within
     ``alpha`` of PCA's error, and would be rejected, runs once more from a fresh
-    perceptron, since one that settled at PCA's error can hold the network there.
+    perceptron, since one that settled at PCA's error can hold the network there;
+    the retry stands where it passes the rule on a tenth of the rows it left out.
     Errors are judged on the training rows, as PCA's
     ``explained_variance_ratio_`` is (the validation rows with ``early_stopping``,
     which guard a small sample against a network that threads a curve through
