@@ -25,14 +25,11 @@ import argparse
 import numpy as np
 
 from _common import add_common_arguments, limit_threads, start_report
+from thin_samples import unexplained
 
 TRAINING_ROWS, FRESH_ROWS = 2000, 4000
 NOISE_LEVELS = (0.0, 0.01, 0.05)
 WORST_SHARE = 0.02
-
-
-def unexplained(X, reconstruction, training_mean):
-    return float(np.sum((X - reconstruction) ** 2) / np.sum((X - training_mean) ** 2))
 
 
 def swiss_roll_split(seed, noise):
@@ -68,7 +65,8 @@ def restart_from_isomap(estimator, X_train, seed):
         return module.encode_normalized(module.normalize(rows))[:, open_units]
 
     with torch.no_grad():
-        spread, centre = code(x).std(0), code(x).mean(0)
+        codes = code(x)
+    spread, centre = codes.std(0), codes.mean(0)
     embedding = torch.as_tensor(Isomap(n_neighbors=10, n_components=len(open_units)).fit_transform(X_train), dtype=torch.float32)
     target = (embedding - embedding.mean(0)) / embedding.std(0) * spread + centre
     module.train()
