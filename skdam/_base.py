@@ -46,6 +46,9 @@ GATE_LEARNING_RATE = 0.02
 #: number of steps before the stopping rule looks, so the dimension found does not
 #: depend on N (docs/benchmarks.md, "Scaling").
 AUTO_STEPS_PER_EPOCH = 50
+#: ``early_stopping="auto"`` holds rows out where the held-out share is at least this
+#: many rows, enough to judge a change of alpha=0.01 in the unexplained share.
+AUTO_MIN_VALIDATION_ROWS = 100
 AUTO_BATCH_SIZE_BOUNDS = (32, 65536)
 #: stop_reason_ after partial_fit: one epoch per call, no stopping rule.
 STOP_PARTIAL_FIT = "partial_fit"
@@ -168,7 +171,8 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             if continuing:
                 module, history = self.module_, self._history()
             else:
-                X, X_validation = self._split_validation(X, random_state) if self.early_stopping and not incremental else (X, None)
+                held_out = self._holds_rows_out(X.shape[0]) and not incremental
+                X, X_validation = self._split_validation(X, random_state) if held_out else (X, None)
                 module, axes = self._build_module(X, random_state, generator, incremental, missing_values)
             trainer = GateTrainer(module, self._training_settings(module, X.shape[0], device, missing_values), generator)
             trainer.epochs_run = len(history)
@@ -184,6 +188,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 "extreme values, or lower learning_rate_init."
             )
         covariance = None if axes is None else axes.covariance
+        self.early_stopping_ = X_validation is not None
         self._store_results(
             trainer, X, [*history, *result.history], result.stop_reason, device, result.unit_errors, covariance=covariance
         )
@@ -243,6 +248,12 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         )  # fmt: skip
         check_float32_range(X, type(self).__name__)
         return X
+
+    def _holds_rows_out(self, n_samples):
+        """Whether ``early_stopping`` holds a validation share out of ``n_samples`` rows."""
+        if self.early_stopping == "auto":
+            return round(self.validation_fraction * n_samples) >= AUTO_MIN_VALIDATION_ROWS
+        return bool(self.early_stopping)
 
     def _split_validation(self, X, random_state):
         """Training and held-out rows for ``early_stopping``, each in X's order."""
@@ -334,7 +345,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         self.loss_curve_ = [record.loss for record in history]
         self.reconstruction_error_curve_ = [record.reconstruction_error for record in history]
         self.n_components_curve_ = [record.n_open for record in history]
-        if self.early_stopping and stop_reason != STOP_PARTIAL_FIT:
+        if self.early_stopping_ and stop_reason != STOP_PARTIAL_FIT:
             self.validation_error_curve_ = [record.validation_error for record in history]
         else:
             self.__dict__.pop("validation_error_curve_", None)
@@ -355,7 +366,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 ConvergenceWarning,
             )
         elif stop_reason == STOP_INTERRUPTED:
-            kept = "best validated" if self.early_stopping else "last completed"
+            kept = "best validated" if self.early_stopping_ else "last completed"
             warnings.warn(
                 f"Training of {name} was interrupted after {self.n_iter_} epochs; the "
                 f"estimator keeps the {kept} epoch.",

@@ -21,9 +21,14 @@ from ._training import EpochRecord, batch_error, reconstruction_error, snapshot
 
 #: Rows an adaptation's early check measures its error on.
 CHECK_ROWS = 4096
-#: Share of the training rows a retry from a fresh perceptron leaves out, to judge
-#: it on rows it never saw.
+#: Share of the training rows a retried closure leaves out, to judge it on rows it
+#: never saw.
 RETRY_CHECK_SHARE = 0.1
+#: Rows whose graph embedding a retried closure's code starts from: Isomap on 2000
+#: rows takes about a second.
+GRAPH_ROWS = 2000
+#: Adam's step size while a code learns the graph's coordinates.
+GRAPH_LEARNING_RATE = 1e-3
 
 
 def count_by_rule(errors, alpha, count, lowest, highest):
@@ -99,10 +104,10 @@ class AdaptedUnitCount:
     as many units, the count is checked one unit at a time: the gate moves to the
     neighbouring count, the network adapts to it with a fresh Adam on a one-cycle
     schedule, and :func:`count_by_rule` decides with the error reached. A move that
-    the rule rejects puts the network back; a closing move whose adaptation ended
-    at PCA's error, and would be rejected, is tried once more from a fresh
-    perceptron, since one that settled at PCA's error can hold the adaptation
-    there. An opening move stops early once its error, projected along its own
+    the rule rejects puts the network back; a closing move it would reject is
+    first tried once more from a fresh perceptron whose code starts at a graph
+    embedding's coordinates, since a network that settled without a curved code
+    can miss one that exists (:meth:`_retry_from_graph_start`). An opening move stops early once its error, projected along its own
     fall, cannot gain ``alpha``; the projection is then what the curve records.
     Elsewhere the perceptron already trades curvature
     for units, and the gates settled on too many rather than too few: units close
@@ -136,11 +141,17 @@ class AdaptedUnitCount:
         ``check_step / 2`` to ``check_step``.
     steps_per_record : int
         Steps per record appended to the fit's history.
+    graph_coordinates : callable, default=None
+        ``graph_coordinates(rows, n_components)``: coordinates of the rows (a NumPy
+        array, normalised) that unroll them, or None where it has none; a retried
+        closure's code starts from them. None: closures are not retried.
+    graph_steps : int, default=0
+        Adam steps in which a retried closure's code learns those coordinates.
     """
 
     def __init__(
         self, linear_errors, *, search, max_epochs, steps, closing_steps, batch_size, peak_learning_rate, check_step,
-        projection_factor, steps_per_record,
+        projection_factor, steps_per_record, graph_coordinates=None, graph_steps=0,
     ):  # fmt: skip
         self.linear_errors = [float(error) for error in linear_errors]
         self.max_epochs = max_epochs
@@ -152,6 +163,8 @@ class AdaptedUnitCount:
         self.check_step = check_step
         self.projection_factor = projection_factor
         self.steps_per_record = steps_per_record
+        self.graph_coordinates = graph_coordinates
+        self.graph_steps = graph_steps
         self.errors = {0: 1.0}
 
     def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
@@ -186,13 +199,16 @@ class AdaptedUnitCount:
         trainer.last_good_state = snapshot(module)
         return True
 
-    def _walk(self, trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, steps=None):
+    def _walk(self, trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, steps=None, retry_closures=True):
         """Move the count one unit at a time, adapting to each move, until the rule holds.
 
         Each move adapts for ``steps`` (``self.steps`` by default) from the network
         as the last kept move left it; :func:`count_by_rule` decides with the errors
-        reached, and a move it rejects puts the network back. Returns the count and
-        the last kept move, ``(count before it, network before it)``, or None.
+        reached, and a move it rejects puts the network back. With
+        ``retry_closures``, a closing move the rule rejects is first tried once more
+        from a code that unrolls the data (:meth:`_retry_from_graph_start`). Returns
+        the count and the last kept move, ``(count before it, network before it)``,
+        or None.
         """
         module, alpha = trainer.module, trainer.settings.alpha
         last_move = None
@@ -207,9 +223,10 @@ class AdaptedUnitCount:
             target = self.errors[count] - alpha if neighbour > count else None
             start = snapshot(module)
             error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end, steps)
-            if error is not None and neighbour < count and self._closing_failed_at_linear_start(error, count, neighbour, alpha):
+            rejected = error is not None and error - self.errors[count] > alpha
+            if retry_closures and neighbour < count and rejected:
                 limit = self.errors[count] + alpha
-                error = self._retry_from_fresh_perceptron(trainer, X_train, judged, neighbour, start, error, limit, history, on_epoch_end, steps)
+                error = self._retry_from_graph_start(trainer, X_train, judged, neighbour, start, error, limit, history, on_epoch_end, steps)
             if error is None:  # no budget left: the count stands
                 module.load_state_dict(start)
                 return count, last_move
@@ -219,44 +236,101 @@ class AdaptedUnitCount:
             else:
                 count, last_move = neighbour, (count, start)
 
-    def _closing_failed_at_linear_start(self, error, count, neighbour, alpha):
-        """Whether a closing move ended within ``alpha`` of PCA's error, and the rule rejects it.
+    def _retry_from_graph_start(self, trainer, X_train, judged, count, start, error, limit, history, on_epoch_end, steps):
+        """Adapt to ``count`` once more, from ``start`` with a code that unrolls the data.
 
-        A perceptron can hold the adaptation at PCA's error, a saddle: on the S-curve's
-        draw 1 the network on 2 units stayed at PCA's 0.118 through 3000 steps, every
-        time, where a fresh perceptron reached 0.0001 (by hand). Rejecting such a move
-        would judge an optimisation that failed, not the data.
-        """
-        rejected = error - self.errors[count] > alpha
-        return rejected and stuck_at_linear_start(error, neighbour, self.linear_errors, alpha)
+        A network that reached its count without a curved code can fail a closure
+        for want of one, not because the data needs the unit: it may hold the
+        adaptation at PCA's error, a saddle (the S-curve's draw 1 sat at PCA's 0.118
+        through 3000 steps, every time), or tear the sheet along narrow bands that
+        cost the rows it did not train on (the Swiss roll's 2-unit code,
+        ``benchmarks/tear_free_start.py``). So the perceptron is drawn afresh and first
+        learns the coordinates of ``graph_coordinates`` (Isomap's, of at most
+        ``GRAPH_ROWS`` training rows): the open units regress onto them, and the
+        decoder maps them back to the rows (:meth:`_learn_graph_code`). Where that
+        code already does better than the first adaptation ended, the network adapts
+        as any closing move does (in full: the one-cycle schedule's rising steps
+        first undo some of the start, so a projection at 1000 steps misjudges it).
 
-    def _retry_from_fresh_perceptron(self, trainer, X_train, judged, count, start, error, limit, history, on_epoch_end, steps):
-        """Adapt to ``count`` once more from ``start`` with its perceptron drawn afresh.
-
-        The retry trains on all but a random ``RETRY_CHECK_SHARE`` of the training rows
-        and replaces the first adaptation only where its error on the rows it left out
-        is at most ``limit``, the error the rule accepts: a fresh perceptron also
-        memorises a thin sample faster, and that must not pass for a code the first
-        one missed. On the paper's MLP kernel at 19 units a fresh perceptron reached
-        0.009 on its training rows and 0.028 on the tenth it left out, against 0.031
-        for the first adaptation and a limit of 0.026 (by hand). Returns the error on
-        ``judged`` of the network kept: ``error`` where the first adaptation stays,
-        or the rows are too few to leave any out.
+        The retry replaces the first adaptation only where its error on rows it never
+        trained on is at most ``limit``: the judged rows where they are held out,
+        else a random ``RETRY_CHECK_SHARE`` of the training rows that it leaves out
+        (a fresh perceptron memorises a thin sample faster, and that must not pass
+        for a code the first one missed). Returns the error on ``judged`` of the
+        network kept: ``error`` where the first adaptation stays, or the rows are
+        too few to leave any out.
         """
         module = trainer.module
-        n_unseen = max(1, round(RETRY_CHECK_SHARE * X_train.shape[0]))
-        if n_unseen >= X_train.shape[0]:
-            return error
+        if judged is X_train:
+            n_unseen = max(1, round(RETRY_CHECK_SHARE * X_train.shape[0]))
+            if n_unseen >= X_train.shape[0]:
+                return error
+            order = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
+            unseen, trained = X_train[order[:n_unseen]], X_train[order[n_unseen:]]
+        else:
+            unseen, trained = judged, X_train
         adapted = snapshot(module)
-        order = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
-        unseen, trained = X_train[order[:n_unseen]], X_train[order[n_unseen:]]
         module.load_state_dict(start)
         module.reset_perceptron(trainer.generator)
-        retried = self._adapt(trainer, trained, unseen, count, None, history, on_epoch_end, steps)
+        retried = None
+        # A code that starts behind where the first adaptation ended is not worth adapting.
+        if self._learn_graph_code(trainer, trained, count, steps, history, on_epoch_end) and self._error(trainer, unseen[:CHECK_ROWS]) < error:
+            retried = self._adapt(trainer, trained, unseen, count, None, history, on_epoch_end, steps)
         if retried is not None and retried <= limit:
-            return self._error(trainer, judged)
+            return retried if unseen is judged else self._error(trainer, judged)
         module.load_state_dict(adapted)
         return error
+
+    def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end):
+        """Train the network on ``count`` units towards the graph's coordinates of the rows.
+
+        The coordinates, of at most ``GRAPH_ROWS`` complete rows, are scaled to the
+        spread of the units' present code, most spread first as the units are
+        preferred. For ``graph_steps`` Adam steps the open units regress onto them
+        and the decoder reconstructs the rows from them; the decoder's error is
+        what the history records. Returns False, the network untouched but for its
+        count, where no coordinates could be had (too few complete rows, no
+        ``graph_coordinates``) or the budget cannot pay for the steps and an
+        adaptation after them.
+        """
+        module, settings = trainer.module, trainer.settings
+        module.set_open_count(count)
+        budget = (self.max_epochs - trainer.epochs_run) * self.steps_per_record
+        if self.graph_coordinates is None or budget < self.graph_steps + (self.steps if steps is None else steps):
+            return False
+        complete = X_train[~torch.isnan(X_train).any(dim=1)] if settings.missing_values else X_train
+        order = torch.randperm(complete.shape[0], generator=trainer.generator)[:GRAPH_ROWS].to(X_train.device)
+        rows = module.normalize(complete[order])
+        coordinates = self.graph_coordinates(rows.detach().cpu().double().numpy(), count)
+        if coordinates is None:
+            return False
+        open_units = module.gate.open_mask().nonzero().flatten()
+        with torch.no_grad():
+            code = module.encode_normalized(rows)[:, open_units]
+        coordinates = torch.as_tensor(coordinates, dtype=rows.dtype, device=rows.device)
+        coordinates = (coordinates - coordinates.mean(0)) / coordinates.std(0).clamp(min=1e-12)
+        target = torch.zeros(rows.shape[0], module.gate.width, dtype=rows.dtype, device=rows.device)
+        by_spread = code.std(0).argsort(descending=True)  # Isomap's coordinates come most spread first
+        target[:, open_units[by_spread]] = coordinates * code.std(0)[by_spread] + code.mean(0)[by_spread]
+        network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
+        optimizer = adam(network, lr=GRAPH_LEARNING_RATE)
+        batch_size = min(self.batch_size, rows.shape[0])
+        module.gate.beta.requires_grad_(False)
+        module.train()
+        try:
+            for step in range(self.graph_steps):
+                batch = torch.randint(0, rows.shape[0], (batch_size,), generator=trainer.generator).to(rows.device)
+                code_error = torch.nn.functional.mse_loss(module.encode_normalized(rows[batch])[:, open_units], target[batch][:, open_units])
+                decoder_error = torch.nn.functional.mse_loss(module.decode_normalized(target[batch]), rows[batch])
+                optimizer.zero_grad(set_to_none=True)
+                (code_error + decoder_error).backward()
+                optimizer.step()
+                if (step + 1) % self.steps_per_record == 0:
+                    _record(trainer, float(decoder_error.detach()), count, history, on_epoch_end)
+        finally:
+            module.gate.beta.requires_grad_(True)
+            module.eval()
+        return True
 
     def _close_units_worth_nothing(self, trainer, rows, count, lowest, history, on_epoch_end):
         """Close the weakest units while each costs at most ``alpha`` without adapting.
@@ -305,7 +379,9 @@ class AdaptedUnitCount:
         self.errors[count] = error
         if not self.search:
             return count
-        count, last_move = self._walk(trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, self.closing_steps)
+        count, last_move = self._walk(
+            trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, self.closing_steps, retry_closures=False
+        )
         if last_move is None:
             return count
         return self._confirm_move(trainer, X_train, rows, count, *last_move, history, on_epoch_end)
