@@ -29,8 +29,9 @@ ADAPTATION_PEAK_LEARNING_RATE = 1e-2
 #: the S-curve's error can sit at 0.12 for 1000 steps before it falls to 0.002.
 ADAPTATION_CHECK_STEP = 1000
 ADAPTATION_PROJECTION_FACTOR = 2.4
-#: A retried closure's code learns Isomap's coordinates for this many steps before it
-#: adapts: benchmarks/tear_free_start.py unrolled the Swiss roll's 2-unit code so.
+#: A retried closure's code learns Isomap's coordinates for this many of its
+#: ADAPTATION_STEPS, then adapts for the rest: benchmarks/tear_free_start.py unrolled
+#: the Swiss roll's 2-unit code so (by hand, 1500 steps leave it at 0.001).
 GRAPH_STEPS = 1500
 #: With missing values, the mean share of the entries hidden from the encoder at
 #: each training step (kept in the loss): the network must predict entries it does
@@ -198,8 +199,9 @@ class DAMAutoencoder(_BaseDAM):
     more from a fresh perceptron whose code first learns Isomap's coordinates of
     up to 2000 training rows (1500 steps), since a network that settled without a
     curved code can miss one that exists: it can sit at PCA's error, a saddle, or
-    tear a sheet. The retry adapts only where that start is already ahead of the
-    first try, and stands where it passes the rule on rows it never trained on.
+    tear a sheet. Where that start is already ahead of the first try it adapts for
+    the other 1500 steps of an adaptation, and it stands where it passes the rule
+    on rows it never trained on.
     Errors are judged on the held-out rows where ``early_stopping_`` (from 1000
     rows by default), else on the training rows, as PCA's
     ``explained_variance_ratio_`` is. An opening move that, after 1000 steps, cannot gain ``alpha`` at the rate

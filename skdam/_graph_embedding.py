@@ -7,6 +7,7 @@ receives :func:`isomap_coordinates` as a plain function.
 import warnings
 
 import numpy as np
+from scipy.sparse import SparseEfficiencyWarning
 from sklearn.manifold import Isomap
 
 #: Neighbours of each row in the graph whose shortest paths Isomap unrolls.
@@ -36,7 +37,8 @@ def isomap_coordinates(rows, n_components):
     if rows.shape[0] <= max(GRAPH_NEIGHBORS, n_components) + 1:
         return None
     with warnings.catch_warnings():
-        # A graph in pieces is joined by Isomap itself; its warning says nothing to the user.
+        # A graph in pieces is joined by Isomap itself; its warnings say nothing to the user.
         warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", SparseEfficiencyWarning)
         embedding = Isomap(n_neighbors=GRAPH_NEIGHBORS, n_components=n_components, eigen_solver="dense")
         return embedding.fit_transform(rows)

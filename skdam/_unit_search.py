@@ -249,8 +249,9 @@ class AdaptedUnitCount:
         ``GRAPH_ROWS`` training rows): the open units regress onto them, and the
         decoder maps them back to the rows (:meth:`_learn_graph_code`). Where that
         code already does better than the first adaptation ended, the network adapts
-        as any closing move does (in full: the one-cycle schedule's rising steps
-        first undo some of the start, so a projection at 1000 steps misjudges it).
+        for the rest of an adaptation's steps (a retry costs what one adaptation
+        does), without stopping early: the one-cycle schedule's rising steps first
+        undo some of the start, so a projection halfway misjudges it.
 
         The retry replaces the first adaptation only where its error on rows it never
         trained on is at most ``limit``: the judged rows where they are held out,
@@ -275,11 +276,15 @@ class AdaptedUnitCount:
         retried = None
         # A code that starts behind where the first adaptation ended is not worth adapting.
         if self._learn_graph_code(trainer, trained, count, steps, history, on_epoch_end) and self._error(trainer, unseen[:CHECK_ROWS]) < error:
-            retried = self._adapt(trainer, trained, unseen, count, None, history, on_epoch_end, steps)
+            # The retry costs what one adaptation does: its steps less the graph's.
+            retried = self._adapt(trainer, trained, unseen, count, None, history, on_epoch_end, self._retry_steps(steps))
         if retried is not None and retried <= limit:
             return retried if unseen is judged else self._error(trainer, judged)
         module.load_state_dict(adapted)
         return error
+
+    def _retry_steps(self, steps):
+        return max((self.steps if steps is None else steps) - self.graph_steps, 1)
 
     def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end):
         """Train the network on ``count`` units towards the graph's coordinates of the rows.
@@ -296,7 +301,7 @@ class AdaptedUnitCount:
         module, settings = trainer.module, trainer.settings
         module.set_open_count(count)
         budget = (self.max_epochs - trainer.epochs_run) * self.steps_per_record
-        if self.graph_coordinates is None or budget < self.graph_steps + (self.steps if steps is None else steps):
+        if self.graph_coordinates is None or budget < self.graph_steps + self._retry_steps(steps):
             return False
         complete = X_train[~torch.isnan(X_train).any(dim=1)] if settings.missing_values else X_train
         order = torch.randperm(complete.shape[0], generator=trainer.generator)[:GRAPH_ROWS].to(X_train.device)
