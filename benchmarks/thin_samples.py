@@ -1,13 +1,14 @@
 """Thin samples: the error the autoencoder reports against the error on rows it never saw.
 
-``DAMAutoencoder`` judges its rule on the training rows (``early_stopping=False``, the
-default), as PCA's ``explained_variance_ratio_`` is of the training data. A network
-can memorise a small sample, and then the error it reports at ``k`` units, its
-``unexplained_variance_[k]``, reads far below what new rows see, and units that
-carry variance close. This script measures how far, per data set:
+Judged on the training rows (``early_stopping=False``), as PCA's
+``explained_variance_ratio_`` is of the training data, ``DAMAutoencoder``'s rule can be
+fooled: a network can memorise a small sample, and then the error it reports at ``k``
+units, its ``unexplained_variance_[k]``, reads far below what new rows see, and units
+that carry variance close. This script measures how far, per data set:
 
-- ``n_components_`` of the default fit and of ``early_stopping=True`` (the rule
-  judged on the held-out ``validation_fraction`` of the rows), against the truth;
+- ``n_components_`` with ``early_stopping=False`` and ``True`` (the rule judged on the
+  held-out ``validation_fraction`` of the rows; ``"auto"``, the default, holds rows out
+  from 1000 rows, so on every set here), against the truth;
 - the error each reports at its count, beside ``1 - R^2`` on fresh test rows of the
   same distribution (a second draw from the same map, or digits' test split) and
   PCA's on them at the same count (``1 - R^2`` as the estimators define it:
