@@ -102,8 +102,8 @@ class DAMAutoencoder(_BaseDAM):
         tear a sheet along bands few rows fall in (the Swiss roll). Judged there,
         the error reads below what new rows see, and units that carry variance
         close (``benchmarks/thin_samples.py``, ``benchmarks/manifolds.py``).
-        ``"auto"`` holds rows out where the share is at least 100 rows (1000 rows
-        at the default fraction); below that, the rule is judged on the training
+        ``"auto"`` holds rows out where the share is at least 100 rows (about 1000
+        rows at the default fraction); below that, the rule is judged on the training
         rows, as PCA's ``explained_variance_ratio_`` is. ``early_stopping_`` says
         which.
     validation_fraction : float, default=0.1
@@ -201,11 +201,10 @@ class DAMAutoencoder(_BaseDAM):
     curved code can miss one that exists: it can sit at PCA's error, a saddle, or
     tear a sheet. Where that start is already ahead of the first try it adapts for
     the other 1500 steps of an adaptation, and it stands where it passes the rule
-    on rows it never trained on.
-    Errors are judged on the held-out rows where ``early_stopping_`` (from 1000
-    rows by default), else on the training rows, as PCA's
-    ``explained_variance_ratio_`` is. An opening move that, after 1000 steps, cannot gain ``alpha`` at the rate
-    its error falls stops there. Every step counts against ``max_iter``, 50 steps an
+    on rows it never trained on. Errors are judged on the held-out rows where
+    ``early_stopping_`` (from about 1000 rows by default), else on the training
+    rows, as PCA's ``explained_variance_ratio_`` is. An opening move that, after
+    1000 steps, cannot gain ``alpha`` at the rate its error falls stops there. Every step counts against ``max_iter``, 50 steps an
     epoch, and shows in the per-epoch curves. Where the perceptron beats PCA by more
     than ``alpha`` with as many units (Fashion-MNIST), the gates have settled on too
     many units rather than too few: units close one at a time, each judged after a

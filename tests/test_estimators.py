@@ -9,6 +9,7 @@ import torch
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -177,6 +178,26 @@ def test_early_stopping_records_validation(low_rank_data):
     estimator = DAMEmbedding(early_stopping=True, random_state=0).fit(low_rank_data)
     assert len(estimator.validation_error_curve_) == estimator.n_iter_
     assert estimator.n_components_ == 4
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "validation_fraction", "held_out"), [(990, 0.1, False), (1000, 0.1, True), (500, 0.2, True)]
+)
+def test_early_stopping_auto_holds_rows_out_where_they_number_a_hundred(n_samples, validation_fraction, held_out):
+    X = np.random.RandomState(0).normal(size=(n_samples, 4))
+    estimator = DAMAutoencoder(hidden_layer_sizes=(8,), max_iter=2, validation_fraction=validation_fraction, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X)
+    assert estimator.early_stopping_ is held_out
+    assert hasattr(estimator, "validation_error_curve_") is held_out
+
+
+def test_early_stopping_auto_is_the_autoencoder_s_alone(low_rank_data):
+    # DAMEmbedding's count is PCA's on the training rows, in closed form: nothing to hold out for.
+    with pytest.raises(InvalidParameterError, match="early_stopping"):
+        DAMEmbedding(early_stopping="auto").fit(low_rank_data)
+    assert DAMEmbedding(max_iter=2, random_state=0).fit(low_rank_data).early_stopping_ is False
 
 
 def test_pipeline_grid_search_and_cross_validation():

@@ -1,10 +1,12 @@
 """The training layer on its own: the stopping rule and the module's forward pass."""
 
+import math
+
 import pytest
 import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
-from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor
+from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor, reconstruction_error
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule
 from skdam.nn import GatedAutoencoder
 from skdam.nn._autoencoder import FUSED_PRODUCTS_MIN_FEATURES
@@ -181,7 +183,7 @@ def _state(module):
 def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None):
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
     adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations).
-    ``retried_errors`` maps a count to the error a retry from a fresh perceptron returns."""
+    ``retried_errors`` maps a count to the error a retry from a graph start returns."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
@@ -190,7 +192,7 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
             adaptations.append((count, "retry"))
             return retried_errors[count]
 
-        monkeypatch.setattr(AdaptedUnitCount, "_retry_from_fresh_perceptron", retry)
+        monkeypatch.setattr(AdaptedUnitCount, "_retry_from_graph_start", retry)
     trainer = trainer_for(module)
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
     adaptations = []
@@ -259,20 +261,29 @@ def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_se
         monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.9, 6: 0.39}, retried_errors={4: 0.9}
     )
     assert module.gate.n_open() == 5
-    # Full adaptations, both neighbours; the closure, at PCA's error, tried again.
+    # Full adaptations, both neighbours; the rejected closure tried again.
     assert adaptations == [(4, None), (4, "retry"), (6, None)]
 
 
-def test_a_closure_stuck_at_pca_s_error_is_tried_again_from_a_fresh_perceptron(monkeypatch):
-    # From 5 units at PCA's error, the adaptation to 4 stays at PCA's 0.5 and a retry
-    # reaches 0.40: the closure stands. The one to 3 fails both times; opening moves
-    # and closures ahead of PCA are not retried.
+@pytest.mark.parametrize("first_try", [0.55, 0.42], ids=["at PCA's error", "ahead of PCA"])
+def test_a_closure_the_rule_rejects_is_tried_again_from_a_graph_start(monkeypatch, first_try):
+    # From 5 units at PCA's error, the adaptation to 4 fails, whether it stays at PCA's
+    # 0.5 or tears a code a little ahead of it, and a retry reaches 0.40: the closure
+    # stands. The one to 3 fails both times; opening moves are not retried.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.55, 3: 0.9}, retried_errors={4: 0.40, 3: 0.9}
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: first_try, 3: 0.9}, retried_errors={4: 0.40, 3: 0.9}
     )
     assert module.gate.n_open() == 4
     assert adaptations == [(4, None), (4, "retry"), (3, None), (3, "retry")]
     assert unit_count.errors == {0: 1.0, 5: 0.395, 4: 0.40, 3: 0.9}
+
+
+def test_a_closure_the_rule_accepts_is_not_retried(monkeypatch):
+    module, _, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.40, 3: 0.9}, retried_errors={3: 0.9}
+    )
+    assert module.gate.n_open() == 4
+    assert adaptations == [(4, None), (3, None), (3, "retry")]
 
 
 def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypatch):
@@ -282,40 +293,70 @@ def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypat
     assert all(steps != "retry" for _, steps in adaptations)
 
 
-@pytest.mark.parametrize(("retry_on_unseen", "kept"), [(0.02, "retry"), (0.04, "first")])
-def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass_the_rule(monkeypatch, retry_on_unseen, kept):
-    # A fresh perceptron that memorises a thin sample does well on the rows it trained
-    # on, not on the tenth it left out: there it must reach the limit the rule accepts.
-    X = _linear_data(n_samples=60, rank=3)
+def _retry_harness(monkeypatch, n_samples=60, graph_start_error=0.01, graph_learned=True):
+    """A search with its graph start and adaptation mocked; what each saw is in ``seen``."""
+    X = _linear_data(n_samples=n_samples, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     trainer = trainer_for(module)
     unit_count = _adapted_unit_count(linear_errors)
     start = _state(module)
     with torch.no_grad():
         module.decoder_linear.weight.mul_(2.0)  # the first adaptation's network
-    first = _state(module)
-    rows_seen = {}
+    seen = {"first": _state(module), "start": start}
+
+    def learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end):
+        seen["graph rows"] = X_train
+        return graph_learned
 
     def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
-        rows_seen.update(trained=X_train, unseen=judged)
+        seen.update(trained=X_train, unseen=judged)
         with torch.no_grad():
             trainer.module.decoder_linear.weight.mul_(3.0)  # the retry's network
-        return retry_on_unseen
+        return seen["retry error"]
 
+    monkeypatch.setattr(AdaptedUnitCount, "_learn_graph_code", learn_graph_code)
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
-    monkeypatch.setattr(AdaptedUnitCount, "_error", staticmethod(lambda trainer, rows: 0.01))
-    error = unit_count._retry_from_fresh_perceptron(trainer, X, X, 2, start, 0.7, 0.03, [], None, None)
-    assert (len(rows_seen["trained"]), len(rows_seen["unseen"])) == (54, 6)
-    together = torch.cat([rows_seen["trained"], rows_seen["unseen"]])
+    # The graph start's error on the rows left out, then the kept network's on the judged ones.
+    monkeypatch.setattr(AdaptedUnitCount, "_error", staticmethod(lambda trainer, rows: graph_start_error))
+    return X, module, trainer, unit_count, seen
+
+
+@pytest.mark.parametrize(("retry_on_unseen", "kept"), [(0.02, "retry"), (0.04, "first")])
+def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass_the_rule(monkeypatch, retry_on_unseen, kept):
+    # A fresh perceptron that memorises a thin sample does well on the rows it trained
+    # on, not on the tenth it left out: there it must reach the limit the rule accepts.
+    X, module, trainer, unit_count, seen = _retry_harness(monkeypatch)
+    seen["retry error"] = retry_on_unseen
+    error = unit_count._retry_from_graph_start(trainer, X, X, 2, seen["start"], 0.7, 0.03, [], None, None)
+    assert (len(seen["trained"]), len(seen["unseen"])) == (54, 6)
+    assert seen["graph rows"] is seen["trained"]
+    together = torch.cat([seen["trained"], seen["unseen"]])
     assert torch.equal(together[torch.argsort(together[:, 0])], X[torch.argsort(X[:, 0])])  # a split of X
     if kept == "retry":
         assert error == 0.01  # the retry's error on the judged rows
-        torch.testing.assert_close(module.decoder_linear.weight, start["decoder_linear.weight"] * 3.0)
-        assert not torch.equal(module.encoder_residual[0].weight, start["encoder_residual.0.weight"])  # drawn afresh
+        torch.testing.assert_close(module.decoder_linear.weight, seen["start"]["decoder_linear.weight"] * 3.0)
+        assert not torch.equal(module.encoder_residual[0].weight, seen["start"]["encoder_residual.0.weight"])  # drawn afresh
     else:
         assert error == 0.7
         for name, tensor in module.state_dict().items():
-            torch.testing.assert_close(tensor, first[name], rtol=0, atol=0)
+            torch.testing.assert_close(tensor, seen["first"][name], rtol=0, atol=0)
+
+
+def test_a_retry_judged_on_held_out_rows_trains_on_every_training_row(monkeypatch):
+    X, module, trainer, unit_count, seen = _retry_harness(monkeypatch)
+    seen["retry error"] = 0.02
+    held_out = X[:10].clone()
+    assert unit_count._retry_from_graph_start(trainer, X, held_out, 2, seen["start"], 0.7, 0.03, [], None, None) == 0.02
+    assert seen["trained"] is X and seen["unseen"] is held_out
+
+
+@pytest.mark.parametrize(("graph_start_error", "graph_learned"), [(0.8, True), (0.01, False)], ids=["behind the first try", "no coordinates"])
+def test_a_graph_start_that_cannot_help_is_not_adapted(monkeypatch, graph_start_error, graph_learned):
+    X, module, trainer, unit_count, seen = _retry_harness(monkeypatch, graph_start_error=graph_start_error, graph_learned=graph_learned)
+    assert unit_count._retry_from_graph_start(trainer, X, X, 2, seen["start"], 0.7, 0.03, [], None, None) == 0.7
+    assert "trained" not in seen
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, seen["first"][name], rtol=0, atol=0)
 
 
 def test_no_retry_where_no_row_can_be_left_out(monkeypatch):
@@ -323,7 +364,65 @@ def test_no_retry_where_no_row_can_be_left_out(monkeypatch):
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     unit_count = _adapted_unit_count(linear_errors)
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", lambda *args, **kwargs: pytest.fail("no rows to train a retry on"))
-    assert unit_count._retry_from_fresh_perceptron(trainer_for(module), X[:1], X[:1], 2, _state(module), 0.7, 0.03, [], None, None) == 0.7
+    assert unit_count._retry_from_graph_start(trainer_for(module), X[:1], X[:1], 2, _state(module), 0.7, 0.03, [], None, None) == 0.7
+
+
+def _circle_arc(n_samples=400):
+    """Points on a circle in R^3 with a gap, and the angle that unrolls them."""
+    generator = torch.Generator().manual_seed(0)
+    angle = torch.rand(n_samples, generator=generator) * 1.8 * math.pi
+    X = torch.stack([torch.cos(angle), torch.sin(angle), 0.3 * torch.cos(angle)], dim=1)
+    return X, angle
+
+
+def test_a_graph_code_is_learned_by_the_open_units_and_the_decoder():
+    # The coordinates handed over are the arc's angle: after the steps the one open
+    # unit carries it (up to the scale of its code), and the decoder draws the arc from it.
+    X, angle = _circle_arc()
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(32,))
+    trainer, history, asked = trainer_for(module), [], []
+    generator_state = trainer.generator.get_state()
+    order = torch.randperm(X.shape[0], generator=trainer.generator)  # the rows as the method draws them
+    trainer.generator.set_state(generator_state)
+
+    def angle_of(rows, n_components):
+        asked.append((rows.shape, n_components))
+        return angle[order].double().numpy()[:, None]
+
+    unit_count = AdaptedUnitCount(
+        linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
+        check_step=100, projection_factor=2.4, steps_per_record=20, graph_coordinates=angle_of, graph_steps=1500,
+    )  # fmt: skip
+    def correlation_with_angle():
+        with torch.no_grad():
+            code = module.encode(X)[:, module.gate.open_mask()].flatten()
+        return float(torch.corrcoef(torch.stack([code, angle]))[0, 1])
+
+    module.set_open_count(1)
+    assert abs(correlation_with_angle()) < 0.9  # no linear code unrolls the arc
+    assert unit_count._learn_graph_code(trainer, X, 1, None, history, None)
+    assert asked == [((X.shape[0], 3), 1)] and module.gate.n_open() == 1
+    assert correlation_with_angle() > 0.9
+    # Through that one unit the network draws the arc better than PCA does (before it adapts).
+    error = reconstruction_error(module, X, 64)
+    assert error < 0.5 * linear_errors[0]
+    assert len(history) == 1500 // 20 and history[-1].reconstruction_error < 0.5 * history[0].reconstruction_error
+
+
+def test_no_graph_code_without_coordinates_or_budget():
+    X, _ = _circle_arc(60)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(8,))
+    before = _state(module.set_open_count(1))
+    no_coordinates = _adapted_unit_count(linear_errors)  # graph_coordinates=None
+    assert not no_coordinates._learn_graph_code(trainer_for(module), X, 1, None, [], None)
+    over_budget = AdaptedUnitCount(
+        linear_errors, search=True, max_epochs=10, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
+        check_step=100, projection_factor=2.4, steps_per_record=20, graph_coordinates=lambda rows, n: pytest.fail("no budget"),
+        graph_steps=100,
+    )  # fmt: skip
+    assert not over_budget._learn_graph_code(trainer_for(module), X, 1, None, [], None)
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
 
 
 def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkeypatch):
