@@ -107,10 +107,11 @@ class AdaptedUnitCount:
     the rule rejects puts the network back; a closing move it would reject is
     first tried once more from a fresh perceptron whose code starts at a graph
     embedding's coordinates, since a network that settled without a curved code
-    can miss one that exists (:meth:`_retry_from_graph_start`). An opening move stops early once its error, projected along its own
-    fall, cannot gain ``alpha``; the projection is then what the curve records.
-    Elsewhere the perceptron already trades curvature
-    for units, and the gates settled on too many rather than too few: units close
+    can miss one that exists (:meth:`_retry_from_graph_start`). An opening move
+    stops early once its error, projected along its own fall, cannot gain
+    ``alpha``; the projection is then what the curve records. Elsewhere the
+    perceptron already trades curvature for units, and the gates settled on too
+    many rather than too few: units close
     one at a time, each after a short adaptation that goes on from the last
     (:meth:`_close_adapting`). The errors measured, on the training rows (or the
     validation rows), are kept in ``errors``.
