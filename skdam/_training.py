@@ -430,13 +430,16 @@ def train_until_settled(
     -------
     TrainingResult
         ``state`` is the final state, or with ``X_validation`` the state of the epoch
-        with the best validation objective; the module is left holding it.
+        with the best validation objective (with ``scheduled_pruning``, among the
+        epochs that closed the gates down to ``min_open``); the module is left
+        holding it.
     """
     settings, module = trainer.settings, trainer.module
     steps_per_epoch = math.ceil(X_train.shape[0] / settings.batch_size)
     monitor = SettlingMonitor(tol, n_iter_no_change, beta_pace_per_epoch=settings.gate_learning_rate * steps_per_epoch)
     result = TrainingResult(state=trainer.last_good_state)
     keep_last = X_validation is None
+    best_validated, kept_record = math.inf, None
     try:
         while trainer.epochs_run < max_epochs:
             record = trainer.run_epoch(X_train, X_validation)
@@ -446,15 +449,18 @@ def train_until_settled(
             # Unclamped, the count falls while beta approaches the first gate, so
             # training cannot look settled before any gate has had a chance to close.
             objective = record.monitored_error + settings.alpha * trainer.soft_open_count(clamp=False)
-            if monitor.update(objective, record.n_open, record.beta) and X_validation is not None:
-                result.state = trainer.last_good_state
+            monitor.update(objective, record.n_open, record.beta)
+            # A fixed count is what the fit promises: no state with more gates open may be kept.
+            reached = not settings.scheduled_pruning or record.n_open <= settings.min_open
+            if X_validation is not None and reached and objective < best_validated:
+                best_validated, result.state, kept_record = objective, trainer.last_good_state, record
             if monitor.settled:
                 result.stop_reason = STOP_CONVERGED
                 break
         if after_settling is not None:
-            if X_validation is not None:  # search from the best validated state
+            if X_validation is not None and kept_record is not None:  # search from the best validated state
                 module.load_state_dict(result.state)
-                trainer.last_good_state = result.state
+                trainer.last_good_state, record = result.state, kept_record
             keep_last = after_settling(trainer, X_train, X_validation, record, result.history, on_epoch_end) or keep_last
     except KeyboardInterrupt:
         result.stop_reason = STOP_INTERRUPTED

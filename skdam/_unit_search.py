@@ -195,6 +195,11 @@ class AdaptedUnitCount:
                 self.errors[count] = adapted
             else:  # adapting did not help, diverged or had no budget left
                 module.load_state_dict(start)
+            # A count the user fixed gets the start a search's closure would get: its
+            # curve's entries are what such a fit reaches.
+            self.errors[count] = self._retry_from_graph_start(
+                trainer, X_train, judged, count, start, self.errors[count], self.errors[count], history, on_epoch_end, None
+            )
         if self.search:
             count = self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end)[0]
         trainer.last_good_state = snapshot(module)

@@ -446,3 +446,36 @@ def test_an_adaptation_that_the_budget_would_cut_short_is_not_run():
     for name, tensor in module.state_dict().items():
         torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
     assert unit_count._adapt(trainer, X, X, 2, None, [], None, steps=200) is not None
+
+
+def test_a_fixed_count_keeps_no_validated_state_with_more_gates_open():
+    # Three strong directions: the validation objective is lowest while the schedule
+    # still has more than the one gate asked for open; that state must not be kept.
+    X = _linear_data(n_samples=200, rank=3)
+    module, _ = warm_started_module(X.numpy())
+    _, result = train(module, X[:160], X_validation=X[160:], max_epochs=30, scheduled_pruning=True, min_open=1)
+    assert [record.n_open for record in result.history][-1] == 1  # the schedule got there
+    assert module.gate.n_open() == 1
+
+
+@pytest.mark.parametrize(("retried", "kept"), [(0.30, 0.30), (0.45, 0.40)])
+def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatch, retried, kept):
+    # n_components=k: no rule to pass, but the curve entry must be what such a fit reaches,
+    # so the fixed count gets the retry a search's closure gets, kept where it does better.
+    X = _linear_data(n_samples=64, rank=6)
+    module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    module.set_open_count(4)
+    calls = []
+    monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: 0.5)  # PCA's at 4
+    monkeypatch.setattr(AdaptedUnitCount, "_adapt", lambda self, trainer, X_train, judged, count, *args, **kwargs: 0.40)
+
+    def retry(self, trainer, X_train, judged, count, start, error, limit, history, on_epoch_end, steps):
+        calls.append((count, error, limit))
+        return min(retried, error)
+
+    monkeypatch.setattr(AdaptedUnitCount, "_retry_from_graph_start", retry)
+    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=False)
+    settled = EpochRecord(epoch=0, loss=0.54, reconstruction_error=0.5, validation_error=None, n_open=4, beta=0.0, learning_rate=1e-3)
+    unit_count(trainer_for(module), X, None, settled, [], None)
+    assert calls == [(4, 0.40, 0.40)]  # after the first adaptation, judged against it
+    assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
