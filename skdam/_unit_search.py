@@ -29,6 +29,8 @@ RETRY_CHECK_SHARE = 0.1
 GRAPH_ROWS = 2000
 #: Adam's step size while a code learns the graph's coordinates.
 GRAPH_LEARNING_RATE = 1e-3
+#: Nearest rows, in the graph's coordinates, whose mean reads a row back.
+READBACK_NEIGHBORS = 10
 
 
 def count_by_rule(errors, alpha, count, lowest, highest):
@@ -78,6 +80,20 @@ class LinearUnitCount:
         if count != settled:  # the curves end at the count kept
             _record(trainer, self.errors[count], count, history, on_epoch_end)
         return True
+
+
+def readback_error(rows, coordinates, n_neighbors=READBACK_NEIGHBORS):
+    """Mean squared error of each row read back as the mean of its nearest rows in ``coordinates``.
+
+    Roughly what a smooth decoder from the coordinates can reach, from above (the
+    mean blurs what curvature and spacing put between neighbours): a graph that
+    unrolls a sheet reads it back to little, one that folds away a direction the data
+    needs cannot do better than leave that direction out.
+    """
+    distances = torch.cdist(coordinates, coordinates)
+    distances.fill_diagonal_(math.inf)
+    nearest = distances.topk(min(n_neighbors, rows.shape[0] - 1), largest=False).indices
+    return float((rows - rows[nearest].mean(dim=1)).square().mean())
 
 
 def stuck_at_linear_start(settled_error, n_open, linear_errors, alpha):
@@ -253,8 +269,11 @@ class AdaptedUnitCount:
         ``benchmarks/tear_free_start.py``). So the perceptron is drawn afresh and first
         learns the coordinates of ``graph_coordinates`` (Isomap's, of at most
         ``GRAPH_ROWS`` training rows): the open units regress onto them, and the
-        decoder maps them back to the rows (:meth:`_learn_graph_code`). Where that
-        code already does better than the first adaptation ended, the network adapts
+        decoder maps them back to the rows (:meth:`_learn_graph_code`), unless the
+        rows read back from their neighbours in those coordinates already leave as
+        much as the first adaptation did (a closure that loses a direction the data
+        needs: nothing to gain). Where the code learned does better than the first
+        adaptation ended, the network adapts
         for the rest of an adaptation's steps (a retry costs what one adaptation
         does), without stopping early: the one-cycle schedule's rising steps first
         undo some of the start, so a projection halfway misjudges it.
@@ -281,7 +300,8 @@ class AdaptedUnitCount:
         module.reset_perceptron(trainer.generator)
         retried = None
         # A code that starts behind where the first adaptation ended is not worth adapting.
-        if self._learn_graph_code(trainer, trained, count, steps, history, on_epoch_end) and self._error(trainer, unseen[:CHECK_ROWS]) < error:
+        learned = self._learn_graph_code(trainer, trained, count, steps, history, on_epoch_end, beat=error)
+        if learned and self._error(trainer, unseen[:CHECK_ROWS]) < error:
             # The retry costs what one adaptation does: its steps less the graph's.
             retried = self._adapt(trainer, trained, unseen, count, None, history, on_epoch_end, self._retry_steps(steps))
         if retried is not None and retried <= limit:
@@ -292,7 +312,7 @@ class AdaptedUnitCount:
     def _retry_steps(self, steps):
         return max((self.steps if steps is None else steps) - self.graph_steps, 1)
 
-    def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end):
+    def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf):
         """Train the network on ``count`` units towards the graph's coordinates of the rows.
 
         The coordinates, of at most ``GRAPH_ROWS`` complete rows, are scaled to the
@@ -301,8 +321,9 @@ class AdaptedUnitCount:
         and the decoder reconstructs the rows from them; the decoder's error is
         what the history records. Returns False, the network untouched but for its
         count, where no coordinates could be had (too few complete rows, no
-        ``graph_coordinates``) or the budget cannot pay for the steps and an
-        adaptation after them.
+        ``graph_coordinates``), where the rows read back from them
+        (:func:`readback_error`) leave at least ``beat``, or where the budget cannot
+        pay for the steps and an adaptation after them.
         """
         module, settings = trainer.module, trainer.settings
         module.set_open_count(count)
@@ -315,10 +336,12 @@ class AdaptedUnitCount:
         coordinates = self.graph_coordinates(rows.detach().cpu().double().numpy(), count)
         if coordinates is None:
             return False
+        coordinates = torch.as_tensor(coordinates, dtype=rows.dtype, device=rows.device)
+        if readback_error(rows, coordinates) >= beat:
+            return False
         open_units = module.gate.open_mask().nonzero().flatten()
         with torch.no_grad():
             code = module.encode_normalized(rows)[:, open_units]
-        coordinates = torch.as_tensor(coordinates, dtype=rows.dtype, device=rows.device)
         coordinates = (coordinates - coordinates.mean(0)) / coordinates.std(0).clamp(min=1e-12)
         target = torch.zeros(rows.shape[0], module.gate.width, dtype=rows.dtype, device=rows.device)
         by_spread = code.std(0).argsort(descending=True)  # Isomap's coordinates come most spread first

@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
 from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor, reconstruction_error
-from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule
+from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule, readback_error
 from skdam.nn import GatedAutoencoder
 from skdam.nn._autoencoder import FUSED_PRODUCTS_MIN_FEATURES
 
@@ -304,8 +305,8 @@ def _retry_harness(monkeypatch, n_samples=60, graph_start_error=0.01, graph_lear
         module.decoder_linear.weight.mul_(2.0)  # the first adaptation's network
     seen = {"first": _state(module), "start": start}
 
-    def learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end):
-        seen["graph rows"] = X_train
+    def learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf):
+        seen.update({"graph rows": X_train, "beat": beat})
         return graph_learned
 
     def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
@@ -329,7 +330,7 @@ def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass
     seen["retry error"] = retry_on_unseen
     error = unit_count._retry_from_graph_start(trainer, X, X, 2, seen["start"], 0.7, 0.03, [], None, None)
     assert (len(seen["trained"]), len(seen["unseen"])) == (54, 6)
-    assert seen["graph rows"] is seen["trained"]
+    assert seen["graph rows"] is seen["trained"] and seen["beat"] == 0.7  # the first try's error
     together = torch.cat([seen["trained"], seen["unseen"]])
     assert torch.equal(together[torch.argsort(together[:, 0])], X[torch.argsort(X[:, 0])])  # a split of X
     if kept == "retry":
@@ -409,14 +410,37 @@ def test_a_graph_code_is_learned_by_the_open_units_and_the_decoder():
     assert len(history) == 1500 // 20 and history[-1].reconstruction_error < 0.5 * history[0].reconstruction_error
 
 
+def test_rows_read_back_from_coordinates_that_unroll_them_and_not_from_others():
+    X, angle = _circle_arc()
+    unrolled = readback_error(X, angle[:, None])
+    shuffled = readback_error(X, torch.rand(X.shape[0], 1, generator=torch.Generator().manual_seed(1)))
+    assert unrolled < 0.01 * X.var(0).sum() < shuffled
+
+
+def test_no_graph_code_from_coordinates_that_read_back_worse_than_the_first_try():
+    X, _ = _circle_arc(200)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(8,))
+    before = _state(module.set_open_count(1))
+    noise = lambda rows, n: np.random.RandomState(0).normal(size=(rows.shape[0], n))  # noqa: E731
+    unit_count = AdaptedUnitCount(
+        linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
+        check_step=100, projection_factor=2.4, steps_per_record=20, graph_coordinates=noise, graph_steps=100,
+    )  # fmt: skip
+    history = []
+    assert not unit_count._learn_graph_code(trainer_for(module), X, 1, None, history, None, beat=0.05)
+    assert history == []
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
+
+
 def test_no_graph_code_without_coordinates_or_budget():
     X, _ = _circle_arc(60)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(8,))
     before = _state(module.set_open_count(1))
     no_coordinates = _adapted_unit_count(linear_errors)  # graph_coordinates=None
     assert not no_coordinates._learn_graph_code(trainer_for(module), X, 1, None, [], None)
-    over_budget = AdaptedUnitCount(
-        linear_errors, search=True, max_epochs=10, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
+    over_budget = AdaptedUnitCount(  # 180 steps left; a retry costs an adaptation's 200
+        linear_errors, search=True, max_epochs=9, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
         check_step=100, projection_factor=2.4, steps_per_record=20, graph_coordinates=lambda rows, n: pytest.fail("no budget"),
         graph_steps=100,
     )  # fmt: skip
