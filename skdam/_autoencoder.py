@@ -199,13 +199,18 @@ class DAMAutoencoder(_BaseDAM):
     more from a fresh perceptron whose code first learns Isomap's coordinates of
     up to 2000 training rows (1500 steps), since a network that settled without a
     curved code can miss one that exists: it can sit at PCA's error, a saddle, or
-    tear a sheet. Where that start is already ahead of the first try it adapts for
-    the other 1500 steps of an adaptation, and it stands where it passes the rule
-    on rows it never trained on. Errors are judged on the held-out rows where
-    ``early_stopping_`` (from about 1000 rows by default), else on the training
-    rows, as PCA's ``explained_variance_ratio_`` is. An opening move that, after
-    1000 steps, cannot gain ``alpha`` at the rate its error falls stops there. Every step counts against ``max_iter``, 50 steps an
-    epoch, and shows in the per-epoch curves. Where the perceptron beats PCA by more
+    tear a sheet. It learns them only where the rows, read back from their
+    nearest neighbours in those coordinates, leave less than the first try did;
+    where the code learned is then ahead of the first try, it adapts for the other
+    1500 steps of an adaptation, and it stands where it passes the rule on rows it
+    never trained on. A fixed ``n_components`` gets the same retry where the count
+    is checked at all (its network within ``alpha`` of PCA's, or beaten by it), and
+    keeps it where it does better than the first adaptation. Errors are judged on the held-out rows
+    where ``early_stopping_`` (from about 1000 rows by default), else on the
+    training rows, as PCA's ``explained_variance_ratio_`` is. An opening move that,
+    after 1000 steps, cannot gain ``alpha`` at the rate its error falls stops
+    there. Every step counts against ``max_iter``, 50 steps an epoch, and shows in
+    the per-epoch curves. Where the perceptron beats PCA by more
     than ``alpha`` with as many units (Fashion-MNIST), the gates have settled on too
     many units rather than too few: units close one at a time, each judged after a
     short adaptation (250 steps) that goes on from the last, until the next closure

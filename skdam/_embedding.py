@@ -102,6 +102,8 @@ class DAMEmbedding(_BaseDAM):
     n_components_ : int
         The number of open gates: the discovered dimension, the number of principal
         components that explain more than ``alpha`` of the variance.
+    early_stopping_ : bool
+        Whether the fit held rows out (``early_stopping``).
     unexplained_variance_ : ndarray of shape (max_components + 1,)
         Entry ``k``: the share of the training variance left unexplained with the
         ``k`` strongest components, ``1 - sum(explained_variance_ratio)`` of PCA
