@@ -103,9 +103,11 @@ class DAMAutoencoder(_BaseDAM):
         the error reads below what new rows see, and units that carry variance
         close (``benchmarks/thin_samples.py``, ``benchmarks/manifolds.py``).
         ``"auto"`` holds rows out where the share is at least 100 rows (about 1000
-        rows at the default fraction); below that, the rule is judged on the training
-        rows, as PCA's ``explained_variance_ratio_`` is. ``early_stopping_`` says
-        which.
+        rows at the default fraction) and no entry is missing; else the rule is
+        judged on the training rows, as PCA's ``explained_variance_ratio_`` is. With
+        missing entries, training scores the prediction of entries it hides from the
+        encoder, which a held-out row's reconstruction does not.
+        ``early_stopping_`` says which.
     validation_fraction : float, default=0.1
         Share of the rows held out when ``early_stopping`` holds rows out.
     random_state : int, RandomState instance or None, default=None

@@ -193,6 +193,17 @@ def test_early_stopping_auto_holds_rows_out_where_they_number_a_hundred(n_sample
     assert hasattr(estimator, "validation_error_curve_") is held_out
 
 
+def test_early_stopping_auto_judges_data_with_holes_on_its_training_rows():
+    # Training scores the prediction of hidden entries; a held-out row's error would not.
+    X = np.random.RandomState(0).normal(size=(1000, 4))
+    X[::7, 1] = np.nan
+    estimator = DAMAutoencoder(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert estimator.fit(X).early_stopping_ is False
+        assert estimator.set_params(early_stopping=True).fit(X).early_stopping_ is True
+
+
 def test_early_stopping_auto_is_the_autoencoder_s_alone(low_rank_data):
     # DAMEmbedding's count is PCA's on the training rows, in closed form: nothing to hold out for.
     with pytest.raises(InvalidParameterError, match="early_stopping"):
