@@ -273,10 +273,10 @@ class AdaptedUnitCount:
         rows read back from their neighbours in those coordinates already leave as
         much as the first adaptation did (a closure that loses a direction the data
         needs: nothing to gain). Where the code learned does better than the first
-        adaptation ended, the network adapts
-        for the rest of an adaptation's steps (a retry costs what one adaptation
-        does), without stopping early: the one-cycle schedule's rising steps first
-        undo some of the start, so a projection halfway misjudges it.
+        adaptation ended, the network adapts for the rest of an adaptation's steps
+        (a retry costs what one adaptation does), without stopping early: the
+        one-cycle schedule's rising steps first undo some of the start, so a
+        projection halfway misjudges it.
 
         The retry replaces the first adaptation only where its error on rows it never
         trained on is at most ``limit``: the judged rows where they are held out,
@@ -310,6 +310,7 @@ class AdaptedUnitCount:
         return error
 
     def _retry_steps(self, steps):
+        """Steps a retry adapts for after learning the graph's coordinates."""
         return max((self.steps if steps is None else steps) - self.graph_steps, 1)
 
     def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf):
