@@ -67,7 +67,8 @@ class ReconstructionDisplay:
         The counts the fit measured its error at, increasing (0 included).
     measured_reconstruction_error : ndarray of shape (n_measured,)
         The fit's error at each of them, from ``unexplained_variance_``: on the
-        training rows, or the validation rows with ``early_stopping``.
+        held-out rows where the fit held rows out (``early_stopping_``), else the
+        training rows.
     alpha : float, default=None
         The estimator's ``alpha``, drawn as the threshold of the gains.
     n_components : ndarray of shape (n_points,), default=None
