@@ -82,8 +82,10 @@ class DAMAutoencoder(_BaseDAM):
         ``min(n_samples, n_features)``.
     min_components : int, default=1
         Gates that stay open however large ``alpha`` is.
-    max_iter : int, default=200
-        Most epochs.
+    max_iter : int, default=300
+        Most epochs, counting the unit search's adaptations at 50 steps an epoch
+        (one adaptation is 60): a count that the budget leaves unchecked stands,
+        with a ``ConvergenceWarning``.
     batch_size : int or "auto", default="auto"
         Rows per mini-batch; ``"auto"`` aims at 50 steps per epoch within
         ``[32, 65536]`` rows.
@@ -136,7 +138,9 @@ class DAMAutoencoder(_BaseDAM):
         Entry ``k``: the share of the variance (of the held-out rows where
         ``early_stopping_``) left unexplained with ``k`` open units after the
         network adapted to them, as the fit measured it; NaN where it did not
-        measure. The nonlinear counterpart of PCA's cumulated
+        measure. Where the adaptation to one unit more stopped early (it could not
+        gain ``alpha``), its entry is the projected error, or the entry below it
+        where that is lower. The nonlinear counterpart of PCA's cumulated
         ``explained_variance_ratio_``: ``n_components_`` is where the measured
         gains, ``unexplained_variance_[k - 1] - unexplained_variance_[k]``, fall to
         ``alpha`` or below. Another ``alpha`` can be read off it where it was
@@ -185,41 +189,44 @@ class DAMAutoencoder(_BaseDAM):
 
     Notes
     -----
-    The learned gate closes a unit once the network, as it is, can do without it,
-    and that can miss both ways: while a gate is partly open the decoder makes up
-    for it, so closing costs little until the gate is shut; and on curved data whose
-    linear span is small (a helix in R^3, a Swiss roll) nothing asks the network to
-    learn a curved code while every linear unit is open, so the gates settle on the
-    linear span. So once the gates settle, the units whose closing costs at most
-    ``alpha`` with the network as it is close without training, and the count is
-    checked against the rule above where the network is within ``alpha`` of the
-    best linear projection (PCA) with as many units, or beaten by PCA with more: the
-    gate moves one unit, the network adapts to the new count (3000 Adam steps of 256
-    rows on a one-cycle schedule peaking at 1e-2, from a fresh optimiser), and the move is
-    kept when the error changed by at most ``alpha`` (closing) or by more (opening);
-    else the network is put back. A closing move that would be rejected runs once
-    more from a fresh perceptron whose code first learns Isomap's coordinates of
-    up to 2000 training rows (1500 steps), since a network that settled without a
-    curved code can miss one that exists: it can sit at PCA's error, a saddle, or
-    tear a sheet. It learns them only where the rows, read back from their
-    nearest neighbours in those coordinates, leave less than the first try did;
-    where the code learned is then ahead of the first try, it adapts for the other
-    1500 steps of an adaptation, and it stands where it passes the rule on rows it
-    never trained on. A fixed ``n_components`` gets the same retry where the count
-    is checked at all (its network within ``alpha`` of PCA's, or beaten by it), and
-    keeps it where it does better than the first adaptation. Errors are judged on the held-out rows
-    where ``early_stopping_`` (from about 1000 rows by default), else on the
-    training rows, as PCA's ``explained_variance_ratio_`` is. An opening move that,
-    after 1000 steps, cannot gain ``alpha`` at the rate its error falls stops
-    there. Every step counts against ``max_iter``, 50 steps an epoch, and shows in
-    the per-epoch curves. Where the perceptron beats PCA by more
-    than ``alpha`` with as many units (Fashion-MNIST), the gates have settled on too
-    many units rather than too few: units close one at a time, each judged after a
-    short adaptation (250 steps) that goes on from the last, until the next closure
-    costs more than ``alpha`` (where the first one does, units open the same way
-    while each gains more); the last kept move is then judged again, the count it
-    left adapting as long from the same network. An adaptation that ``max_iter``
-    would cut short is not run: the count stands.
+    The learned gate closes a unit once the network, as it is, can do without it, and
+    that can miss both ways: while a gate is partly open the decoder makes up for it, so
+    closing costs little until the gate is shut; and on curved data whose linear span is
+    small (a helix in R^3, a Swiss roll) nothing asks the network to learn a curved code
+    while every linear unit is open, so the gates settle on the linear span. So once the
+    gates settle, the units whose closing costs at most ``alpha`` with the network as it
+    is close without training, and the count is checked against the rule above where the
+    network is within ``alpha`` of the best linear projection (PCA) with as many units,
+    or beaten by PCA with more. There the last of those closures is undone, as the
+    settled network's error bounds nothing, and the search starts from the count it
+    closed from. The gate moves one unit, the network adapts to the new count (3000 Adam
+    steps of 256 rows on a one-cycle schedule peaking at 1e-2, from a fresh optimiser),
+    and the move is kept when the error changed by at most ``alpha`` (closing) or by
+    more (opening); else the network is put back. A move that passes only against the
+    settled network's error (a closure to more than ``alpha``, an opening) is judged
+    again once the count before it has adapted as long. An adaptation ends with its best
+    iterate on the training rows (checked every 50 steps). A closing move that would be
+    rejected runs once more from a fresh perceptron whose code first learns Isomap's
+    coordinates of up to 2000 training rows (1500 steps), since a network that settled
+    without a curved code can miss one that exists: it can sit at PCA's error, a saddle,
+    or tear a sheet. It learns them only where the rows, read back from their nearest
+    neighbours in those coordinates, leave less than the first try did; where the code
+    learned is then ahead of the first try, it adapts for the other 1500 steps of an
+    adaptation, and it stands where it passes the rule on rows it never trained on. A
+    fixed ``n_components`` gets the same retry where the count is checked at all (its
+    network within ``alpha`` of PCA's, or beaten by it), and keeps it where it does
+    better than the first adaptation. Errors are judged on the held-out rows where
+    ``early_stopping_`` (from about 1000 rows by default), else on the training rows, as
+    PCA's ``explained_variance_ratio_`` is. An opening move that, after 1000 steps,
+    cannot gain ``alpha`` at the rate its error falls stops there. Every step counts
+    against ``max_iter``, 50 steps an epoch, and shows in the per-epoch curves. Where
+    the perceptron beats PCA by more than ``alpha`` with as many units (Fashion-MNIST),
+    the gates have settled on too many units rather than too few: units close one at a
+    time, each judged after a short adaptation (250 steps) that goes on from the last,
+    until the next closure costs more than ``alpha`` (where the first one does, units
+    open the same way while each gains more); the last kept move is then judged again,
+    the count it left adapting as long from the same network. An adaptation that
+    ``max_iter`` would cut short is not run: the count stands, and the fit warns.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's
@@ -261,7 +268,7 @@ class DAMAutoencoder(_BaseDAM):
         alpha=0.01,
         max_components=None,
         min_components=1,
-        max_iter=200,
+        max_iter=300,
         batch_size="auto",
         learning_rate_init=3e-3,
         tol=1e-2,

@@ -197,7 +197,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             self._trainer = trainer
         else:
             self.__dict__.pop("_trainer", None)
-            self._warn_about(result.stop_reason, trainer, axes, widest=min(X.shape))
+            self._warn_about(result, trainer, axes, widest=min(X.shape))
         return self
 
     def _train(self, trainer, X, X_validation, axes, incremental, device):
@@ -223,7 +223,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                     after_settling=unit_count,
                     on_epoch_end=on_epoch_end,
                 )
-                result.unit_errors = unit_count.errors if result.stop_reason != STOP_INTERRUPTED else {0: 1.0}
+                if result.stop_reason != STOP_INTERRUPTED:
+                    result.unit_errors, result.count_unchecked = unit_count.errors, unit_count.count_unchecked
+                else:
+                    result.unit_errors = {0: 1.0}
                 return result
         except TrainingDivergedError as error:
             raise TrainingDivergedError(f"{name}: {error} Check X for extreme values, or lower learning_rate_init.") from error
@@ -365,8 +368,9 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             if np.isfinite(error):  # a diverged adaptation measured nothing
                 self.unexplained_variance_[count] = error
 
-    def _warn_about(self, stop_reason, trainer, axes, widest):
+    def _warn_about(self, result, trainer, axes, widest):
         name, width, min_open = type(self).__name__, self.max_components_, self._min_open
+        stop_reason = result.stop_reason
         if stop_reason == STOP_MAX_ITER:
             warnings.warn(
                 f"{name} reached max_iter={self.max_iter} before the open gates and the loss "
@@ -389,6 +393,13 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             )
         if self.n_components != "auto":
             return
+        if result.count_unchecked:
+            warnings.warn(
+                f"{name} spent its max_iter={self.max_iter} epochs before its count was "
+                f"checked against the rule: n_components_={self.n_components_} is where the "
+                "check stopped, not necessarily where alpha puts it. Raise max_iter.",
+                ConvergenceWarning,
+            )
         # The floor held back a closure only if the last unit it kept is worth less
         # than alpha; when that unit explains more, the count is the rule's answer.
         if self.n_components_ == min_open < width and axes.variance_shares[min_open - 1] <= self.alpha:

@@ -121,10 +121,11 @@ def _make_estimator(args):
     settings = {
         "n_components": args.n_components,
         "alpha": args.alpha,
-        "max_iter": args.max_iter,
         "random_state": args.random_state,
         "verbose": args.verbose,
     }
+    if args.max_iter is not None:
+        settings["max_iter"] = args.max_iter
     if args.estimator == "autoencoder":
         if args.hidden_layer_sizes is not None:
             settings["hidden_layer_sizes"] = args.hidden_layer_sizes
@@ -283,7 +284,8 @@ def _build_parser():
         "--random-state", type=int, default=None, metavar="SEED", help="seed, for results that repeat (default: none)"
     )
     fit.add_argument(
-        "--max-iter", type=_positive_int, default=200, metavar="N", help="most epochs (default: %(default)s)"
+        "--max-iter", type=_positive_int, default=None, metavar="N",
+        help="most epochs (default: the estimator's, 200 for embedding and 300 for autoencoder)",
     )
     fit.add_argument(
         "--hidden-layer-sizes",

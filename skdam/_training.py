@@ -117,6 +117,9 @@ class TrainingResult:
     stop_reason: str = STOP_MAX_ITER
     #: Adapted error by number of open units, as the after-settling step measured it.
     unit_errors: dict = field(default_factory=dict)
+    #: Whether ``max_epochs`` ran out before the after-settling step finished checking
+    #: the count.
+    count_unchecked: bool = False
 
 
 def snapshot(module):

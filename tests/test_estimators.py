@@ -95,6 +95,17 @@ def test_max_iter_reached_warns(low_rank_data):
         DAMEmbedding(max_iter=1, random_state=0).fit(low_rank_data)
 
 
+def test_a_count_the_budget_left_unchecked_warns():
+    # A Swiss roll settles on its 3 linear coordinates; checking them takes adaptations of
+    # 60 epochs' steps, which 30 epochs cannot pay for: the count stands, and says so.
+    from sklearn.datasets import make_swiss_roll
+
+    X = make_swiss_roll(500, random_state=0)[0]
+    with pytest.warns(ConvergenceWarning, match="before its count was checked against the rule"):
+        estimator = DAMAutoencoder(max_iter=30, random_state=0).fit(X)
+    assert estimator.n_components_ == estimator.n_components_curve_[-1]
+
+
 @pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
 def test_fit_transform_equals_fit_then_transform(Estimator, low_rank_data):
     first = Estimator(random_state=1).fit_transform(low_rank_data)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
+from skdam import _unit_search
 from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor, reconstruction_error
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule, readback_error
 from skdam.nn import GatedAutoencoder
@@ -257,13 +258,51 @@ def test_units_closed_without_training_are_not_points_of_the_curve(monkeypatch):
 
 def test_closures_that_leave_a_network_no_better_than_pca_send_it_to_the_full_search(monkeypatch):
     # At 5 units the closed network is within alpha of PCA's 0.4: it may be stuck at
-    # the linear start, which short adaptations cannot leave.
+    # the linear start, which short adaptations cannot leave. The search starts from
+    # 6, where the last free closure closed from; the closure to 5 passes against 6's
+    # settled error, and still does once 6 has adapted as long.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.9, 6: 0.39}, retried_errors={4: 0.9}
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {6: 0.390, 5: 0.395, 4: 0.9}, retried_errors={4: 0.9}
     )
     assert module.gate.n_open() == 5
-    # Full adaptations, both neighbours; the rejected closure tried again.
-    assert adaptations == [(4, None), (4, "retry"), (6, None)]
+    # Full adaptations; the rejected closure tried again.
+    assert adaptations == [(5, None), (6, None), (4, None), (4, "retry")]
+
+
+def test_the_last_free_closure_is_made_again_with_both_counts_adapted(monkeypatch):
+    # Closing the sixth unit costs 0.009 against the settled network, and adapted, 5
+    # units pass against it too (0.385), but once 6 units have adapted as long they
+    # leave 0.36: the unit stays. From 5, unadapted, the closure to 4 would have
+    # looked free (0.39 against 0.399).
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.399, 4: 0.9}, {7: 0.355, 6: 0.36, 5: 0.385, 4: 0.39}, retried_errors={5: 0.385}
+    )
+    assert module.gate.n_open() == 6
+    assert adaptations == [(5, None), (6, None), (5, "retry"), (7, None)]
+    assert unit_count.errors == {0: 1.0, 7: 0.355, 6: 0.36, 5: 0.385}
+
+
+@pytest.mark.parametrize(
+    ("neighbour", "error", "judged_again"),
+    [(5, 0.395, True), (5, 0.009, False), (5, 0.41, False), (7, 0.37, True), (7, 0.385, False)],
+    ids=["closure within alpha", "closure to at most alpha", "closure rejected", "opening gains alpha", "opening rejected"],
+)
+def test_a_move_is_judged_again_only_where_a_lower_error_before_it_could_fail_it(neighbour, error, judged_again):
+    # Against a settled 0.39 at 6 units: a closure to 0.009 passes whatever 6 units
+    # would reach once adapted, and a move the rule rejects needs no second look.
+    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    unit_count.errors[6] = 0.39
+    assert unit_count._passes_only_as_favoured(6, neighbour, error, 0.01) is judged_again
+
+
+def test_an_opening_move_records_at_most_the_error_before_it(monkeypatch):
+    # The opening move to 7 stops early on a projection of 0.5 (the error near the
+    # schedule's peak); a 7th unit can be left unused, so 7 units leave at most 0.36.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.399, 4: 0.9}, {7: 0.5, 6: 0.36, 5: 0.385}, retried_errors={5: 0.385}
+    )
+    assert module.gate.n_open() == 6
+    assert unit_count.errors[7] == 0.36
 
 
 @pytest.mark.parametrize("first_try", [0.55, 0.42], ids=["at PCA's error", "ahead of PCA"])
@@ -272,19 +311,19 @@ def test_a_closure_the_rule_rejects_is_tried_again_from_a_graph_start(monkeypatc
     # 0.5 or tears a code a little ahead of it, and a retry reaches 0.40: the closure
     # stands. The one to 3 fails both times; opening moves are not retried.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: first_try, 3: 0.9}, retried_errors={4: 0.40, 3: 0.9}
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {6: 0.390, 5: 0.395, 4: first_try, 3: 0.9}, retried_errors={4: 0.40, 3: 0.9}
     )
     assert module.gate.n_open() == 4
-    assert adaptations == [(4, None), (4, "retry"), (3, None), (3, "retry")]
-    assert unit_count.errors == {0: 1.0, 5: 0.395, 4: 0.40, 3: 0.9}
+    assert adaptations == [(5, None), (6, None), (4, None), (4, "retry"), (3, None), (3, "retry")]
+    assert unit_count.errors == {0: 1.0, 6: 0.390, 5: 0.395, 4: 0.40, 3: 0.9}
 
 
 def test_a_closure_the_rule_accepts_is_not_retried(monkeypatch):
     module, _, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {4: 0.40, 3: 0.9}, retried_errors={3: 0.9}
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {6: 0.390, 5: 0.395, 4: 0.40, 3: 0.9}, retried_errors={3: 0.9}
     )
     assert module.gate.n_open() == 4
-    assert adaptations == [(4, None), (3, None), (3, "retry")]
+    assert adaptations == [(5, None), (6, None), (4, None), (3, None), (3, "retry")]
 
 
 def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypatch):
@@ -503,3 +542,27 @@ def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatc
     unit_count(trainer_for(module), X, None, settled, [], None)
     assert calls == [(4, 0.40, 0.40)]  # after the first adaptation, judged against it
     assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
+
+
+
+@pytest.mark.parametrize(("offsets", "kept"), [((0.5, 0.0, 1.0, 1.0, 1.0), 1), ((0.5, 0.4, 0.3, 0.2, 0.1), 4)], ids=["thrown off", "falling"])
+def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, kept):
+    # Five records of 20 steps; each record's training error is raised by its offset
+    # (the gradients stay the same). A network that the peak step throws off after
+    # its second record goes back to it; one whose error keeps falling ends as it is.
+    X = _linear_data(n_samples=200, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    trainer, unit_count = trainer_for(module), _adapted_unit_count(linear_errors, steps=100)
+    step_offsets = iter(offset for offset in offsets for _ in range(20))
+    batch_error = _unit_search.batch_error
+
+    def offset_error(*args, **kwargs):
+        loss, *rest = batch_error(*args, **kwargs)
+        return (loss + next(step_offsets), *rest)
+
+    monkeypatch.setattr(_unit_search, "batch_error", offset_error)
+    states = []
+    unit_count._adapt(trainer, X, X, 3, None, [], lambda record: states.append(_state(trainer.module)))
+    assert len(states) == 5 and not torch.equal(states[1]["encoder_linear.weight"], states[4]["encoder_linear.weight"])
+    for name, tensor in module.state_dict().items():
+        torch.testing.assert_close(tensor, states[kept][name], rtol=0, atol=0)
