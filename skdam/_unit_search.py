@@ -119,23 +119,21 @@ def beaten_by_linear_start(settled_error, n_open, linear_errors, alpha):
 class AdaptedUnitCount:
     """The rule for a network with a perceptron: errors measured after adapting.
 
-    Where the settled network is stuck at, or beaten by, the best linear model with
-    as many units, the count is checked one unit at a time: the gate moves to the
+    Where the settled network is stuck at, or beaten by, the best linear model with as
+    many units, the count is checked one unit at a time: the gate moves to the
     neighbouring count, the network adapts to it with a fresh Adam on a one-cycle
-    schedule, and :func:`count_by_rule` decides with the error reached. The first
-    moves are judged against the settled network's error, which no adaptation
-    lowered: one that passes only for that is judged again once the count before
-    it has adapted as long. A move that
-    the rule rejects puts the network back; a closing move it would reject is
-    first tried once more from a fresh perceptron whose code starts at a graph
-    embedding's coordinates, since a network that settled without a curved code
-    can miss one that exists (:meth:`_retry_from_graph_start`). An opening move
-    stops early once its error, projected along its own fall, cannot gain
-    ``alpha``; the curve then records the projection, or the error before the move
-    where that is lower (a unit more can be left unused). Elsewhere the
-    perceptron already trades curvature for units, and the gates settled on too
-    many rather than too few: units close
-    one at a time, each after a short adaptation that goes on from the last
+    schedule, and :func:`count_by_rule` decides with the error reached. The first moves
+    are judged against the settled network's error, which no adaptation lowered: one
+    that passes only for that is judged again once the count before it has adapted as
+    long. A move that the rule rejects puts the network back; a closing move it would
+    reject is first tried once more from a fresh perceptron whose code starts at a graph
+    embedding's coordinates, since a network that settled without a curved code can miss
+    one that exists (:meth:`_retry_from_graph_start`). An opening move stops early once
+    its error, projected along its own fall, cannot gain ``alpha``; the curve then
+    records the projection, or the error before the move where that is lower (a unit
+    more can be left unused). Elsewhere the perceptron already trades curvature for
+    units, and the gates settled on too many rather than too few: units close one at a
+    time, each after a short adaptation that goes on from the last
     (:meth:`_close_adapting`). The errors measured, on the training rows (or the
     validation rows), are kept in ``errors``.
 
