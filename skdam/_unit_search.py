@@ -472,7 +472,8 @@ class AdaptedUnitCount:
         start = snapshot(module)
         error = self._adapt(trainer, X_train, rows, count, None, history, on_epoch_end, self.closing_steps)
         if error is None or not math.isfinite(error):
-            self.count_unchecked = self.count_unchecked or (error is None and self.search)
+            if error is None and self.search:
+                self.count_unchecked = True
             module.load_state_dict(start)
             self.errors[count] = self._error(trainer, rows)
             return count
@@ -502,7 +503,8 @@ class AdaptedUnitCount:
         moved = snapshot(module)
         module.load_state_dict(before)
         error = self._adapt(trainer, X_train, rows, previous, None, history, on_epoch_end, self.closing_steps)
-        self.count_unchecked = self.count_unchecked or error is None
+        if error is None:
+            self.count_unchecked = True
         if error is not None and math.isfinite(error):
             self.errors[previous] = error  # trained as long as the count's: the curve's point
             pair = {count: self.errors[count], previous: error}

@@ -544,7 +544,6 @@ def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatc
     assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
 
 
-
 @pytest.mark.parametrize(("offsets", "kept"), [((0.5, 0.0, 1.0, 1.0, 1.0), 1), ((0.5, 0.4, 0.3, 0.2, 0.1), 4)], ids=["thrown off", "falling"])
 def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, kept):
     # Five records of 20 steps; each record's training error is raised by its offset
