@@ -139,8 +139,10 @@ class DAMAutoencoder(_BaseDAM):
         ``early_stopping_``) left unexplained with ``k`` open units after the
         network adapted to them, as the fit measured it; NaN where it did not
         measure. Where the adaptation to one unit more stopped early (it could not
-        gain ``alpha``), its entry is the projected error, or the entry below it
-        where that is lower. The nonlinear counterpart of PCA's cumulated
+        gain ``alpha``), its entry is the projected error. No entry exceeds one with
+        fewer units: a unit more can be left unused, so where a measurement ended
+        higher (a closure without training, a short adaptation), the lower entry
+        stands. The nonlinear counterpart of PCA's cumulated
         ``explained_variance_ratio_``: ``n_components_`` is where the measured
         gains, ``unexplained_variance_[k - 1] - unexplained_variance_[k]``, fall to
         ``alpha`` or below. Another ``alpha`` can be read off it where it was

@@ -55,6 +55,21 @@ def count_by_rule(errors, alpha, count, lowest, highest):
         return count, None
 
 
+def capped_by_fewer_units(errors):
+    """``errors`` with each entry at most those of fewer units.
+
+    A unit more can be left unused, so the error adapted to ``k + 1`` units is at
+    most the one adapted to ``k``: an entry above one with fewer units was measured
+    short of adapting (a closure without training, or a short adaptation), and the
+    lower entry bounds it better.
+    """
+    capped, lowest = {}, math.inf
+    for count in sorted(errors):
+        lowest = min(lowest, errors[count])
+        capped[count] = lowest
+    return capped
+
+
 class LinearUnitCount:
     """The rule in closed form for a linear model: PCA's errors are the adapted ones.
 
@@ -192,6 +207,13 @@ class AdaptedUnitCount:
         self.count_unchecked = False
 
     def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
+        self._check_count(trainer, X_train, X_validation, last_record, history, on_epoch_end)
+        self.errors = capped_by_fewer_units(self.errors)
+        trainer.last_good_state = snapshot(trainer.module)
+        return True
+
+    def _check_count(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
+        """Leave the network at the count the rule keeps; the errors measured go into ``errors``."""
         module, alpha = trainer.module, trainer.settings.alpha
         # The training rows, as PCA's explained_variance_ratio_ is of the training
         # data; the validation rows with early_stopping.
@@ -210,8 +232,7 @@ class AdaptedUnitCount:
             error = self._error(trainer, judged)
         if not self._may_be_wrong(error, count, alpha):
             self._close_adapting(trainer, X_train, judged[:CHECK_ROWS], count, lowest, highest, history, on_epoch_end)
-            trainer.last_good_state = snapshot(module)
-            return True
+            return
         if last_free_closure is not None:
             # The free closures' bound holds where the network had adapted to the
             # count it closed from, as a settled network has not: the last, the
@@ -236,8 +257,6 @@ class AdaptedUnitCount:
             self.errors[count] = self._retry_from_graph_start(
                 trainer, X_train, judged, count, start, self.errors[count], self.errors[count], history, on_epoch_end, None
             )
-        trainer.last_good_state = snapshot(module)
-        return True
 
     def _walk(
         self, trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, steps=None, retry_closures=True,

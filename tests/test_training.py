@@ -9,7 +9,7 @@ import torch
 from _trainers import train, trainer_for, training_settings, warm_started_module
 from skdam import _unit_search
 from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor, reconstruction_error
-from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, count_by_rule, readback_error
+from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, capped_by_fewer_units, count_by_rule, readback_error
 from skdam.nn import GatedAutoencoder
 from skdam.nn._autoencoder import FUSED_PRODUCTS_MIN_FEATURES
 
@@ -84,6 +84,12 @@ def test_settings_refuse_an_unknown_matmul_dtype():
 )
 def test_the_count_moves_until_the_rule_holds_on_both_sides(errors, start, expected):
     assert count_by_rule(errors, alpha=0.01, count=start, lowest=1, highest=5) == expected
+
+
+def test_no_entry_of_the_curve_exceeds_one_with_fewer_units():
+    # The MLP latent of 8: 9 units measured without adapting, above 8 units adapted.
+    errors = {0: 1.0, 9: 0.0111, 8: 0.0063, 7: 0.054}
+    assert capped_by_fewer_units(errors) == {0: 1.0, 7: 0.054, 8: 0.0063, 9: 0.0063}
 
 
 def _linear_data(n_samples=400, rank=3, n_features=8):
@@ -232,7 +238,8 @@ def test_the_last_closure_is_judged_again_with_both_counts_trained_alike(monkeyp
     )
     assert module.gate.n_open() == 5
     assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50), (5, 50)]  # 3 rejected
-    assert unit_count.errors == {0: 1.0, 6: 0.005, 5: 0.003, 4: 0.015, 3: 0.040}
+    # 6 units, adapted one adaptation earlier, are capped at 5's newer error.
+    assert unit_count.errors == {0: 1.0, 6: 0.003, 5: 0.003, 4: 0.015, 3: 0.040}
 
 
 def test_the_last_opening_is_judged_again_with_both_counts_trained_alike(monkeypatch):
