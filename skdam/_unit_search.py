@@ -31,6 +31,16 @@ GRAPH_ROWS = 2000
 GRAPH_LEARNING_RATE = 1e-3
 #: Nearest rows, in the graph's coordinates, whose mean reads a row back.
 READBACK_NEIGHBORS = 10
+#: A record of an adaptation this many times the best before it, and above it by more
+#: than alpha: the peak step size threw the network out of its minimum. Elsewhere
+#: records rose at most 4-fold; there 20- to 90-fold (hand runs, docs/benchmarks.md).
+SPIKE_RISE = 10
+#: The peak step size falls this many times after a spike, for the rest of the fit.
+PEAK_CUT = 3
+
+
+class _PeakTooHigh(Exception):
+    """An adaptation's record rose ``SPIKE_RISE``-fold, and by more than alpha, over its best."""
 
 
 def count_by_rule(errors, alpha, count, lowest, highest):
@@ -553,10 +563,25 @@ class AdaptedUnitCount:
         The network kept is the one at the end of the record (``steps_per_record``
         steps) with the lowest training error, the objective's best iterate: the
         peak step size can throw the network out of a minimum that the rest of the
-        schedule does not find again (on the tanh latent of 4, 7 units left 0.0048
-        after 300 steps, 0.059 just after the peak and 0.0129 at the end). The rows
-        judged play no part in the choice.
+        schedule does not find again. The rows judged play no part in the choice.
+        A record ``SPIKE_RISE`` times the best before it, and above it by more than
+        alpha, says the peak is too high for this network (on a tanh latent of 4, 7
+        units left 0.0048 after 300 steps and 0.059 just after the peak; on the
+        paper's MLP kernel, 20 units went from 0.012 to 0.67 and ended at 0.016, where
+        a third of the peak reaches 0.005): the adaptation starts again from where it
+        started with its peak cut ``PEAK_CUT``-fold, as is every later one of the fit.
+        The steps spent still count.
         """
+        start = snapshot(trainer.module)
+        while True:
+            try:
+                return self._adapt_at_peak(trainer, X_train, judged, count, target, history, on_epoch_end, steps)
+            except _PeakTooHigh:
+                trainer.module.load_state_dict(start)
+                self.peak_learning_rate /= PEAK_CUT
+
+    def _adapt_at_peak(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps):
+        """One adaptation at ``self.peak_learning_rate`` (see :meth:`_adapt`)."""
         module, settings = trainer.module, trainer.settings
         steps = self.steps if steps is None else steps
         if (self.max_epochs - trainer.epochs_run) * self.steps_per_record < steps:
@@ -591,6 +616,8 @@ class AdaptedUnitCount:
                 if (step + 1) % self.steps_per_record == 0:
                     last_record = error_sum / rows_seen
                     _record(trainer, last_record, count, history, on_epoch_end)
+                    if last_record > SPIKE_RISE * best_record and last_record - best_record > settings.alpha:
+                        raise _PeakTooHigh
                     if last_record < best_record:
                         best_record, best_state = last_record, snapshot(module)
                     error_sum, rows_seen = 0.0, 0

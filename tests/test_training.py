@@ -551,7 +551,7 @@ def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatc
     assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
 
 
-@pytest.mark.parametrize(("offsets", "kept"), [((0.5, 0.0, 1.0, 1.0, 1.0), 1), ((0.5, 0.4, 0.3, 0.2, 0.1), 4)], ids=["thrown off", "falling"])
+@pytest.mark.parametrize(("offsets", "kept"), [((0.5, 0.1, 0.3, 0.3, 0.3), 1), ((0.5, 0.4, 0.3, 0.2, 0.1), 4)], ids=["thrown off", "falling"])
 def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, kept):
     # Five records of 20 steps; each record's training error is raised by its offset
     # (the gradients stay the same). A network that the peak step throws off after
@@ -572,3 +572,25 @@ def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, 
     assert len(states) == 5 and not torch.equal(states[1]["encoder_linear.weight"], states[4]["encoder_linear.weight"])
     for name, tensor in module.state_dict().items():
         torch.testing.assert_close(tensor, states[kept][name], rtol=0, atol=0)
+
+
+def test_a_spike_restarts_the_adaptation_at_a_lower_peak(monkeypatch):
+    # Records of 20 steps at 0.1, 0.1, then 5.0: the peak threw the network off, so
+    # the adaptation starts again with a third of the peak, for its full 100 steps.
+    X = _linear_data(n_samples=200, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    trainer, unit_count = trainer_for(module), _adapted_unit_count(linear_errors, steps=100)
+    step_offsets = iter([0.1] * 40 + [5.0] * 20 + [0.0] * 100)
+    batch_error = _unit_search.batch_error
+
+    def offset_error(*args, **kwargs):
+        loss, *rest = batch_error(*args, **kwargs)
+        return (loss + next(step_offsets), *rest)
+
+    monkeypatch.setattr(_unit_search, "batch_error", offset_error)
+    records = []
+    error = unit_count._adapt(trainer, X, X, 3, None, [], records.append)
+    assert unit_count.peak_learning_rate == pytest.approx(1e-2 / _unit_search.PEAK_CUT)
+    assert [round(record.reconstruction_error, 1) for record in records[:3]] == [0.1, 0.1, 5.0]
+    assert len(records) == 3 + 5 and trainer.epochs_run == 8  # the spiked steps count
+    assert error < 0.01
