@@ -22,6 +22,8 @@ ADAPTATION_STEPS = 3000
 #: compares 100, 250 and 500 steps (counts, errors and fit time).
 CLOSING_ADAPTATION_STEPS = 250
 ADAPTATION_BATCH_SIZE = 256
+#: A network that this peak throws out of its minimum (the paper's MLP kernel) gets a
+#: third of it for the rest of the fit (AdaptedUnitCount._adapt).
 ADAPTATION_PEAK_LEARNING_RATE = 1e-2
 #: An opened unit's adaptation stops after 1000 steps when its error, projected
 #: 2.4 times its fall since step 500 further down (the rest of a power-law fall of
@@ -207,11 +209,12 @@ class DAMAutoencoder(_BaseDAM):
     more (opening); else the network is put back. A move that passes only against the
     settled network's error (a closure to more than ``alpha``, an opening) is judged
     again once the count before it has adapted as long. An adaptation ends with its best
-    iterate on the training rows (checked every 50 steps). A closing move that would be
-    rejected runs once more from a fresh perceptron whose code first learns Isomap's
-    coordinates of up to 2000 training rows (1500 steps), since a network that settled
-    without a curved code can miss one that exists: it can sit at PCA's error, a saddle,
-    or tear a sheet. It learns them only where the rows, read back from their nearest
+    iterate on the training rows (checked every 50 steps); one whose error jumps tenfold
+    starts again with a third of the peak, as do the fit's later ones. A closing move
+    that would be rejected runs once more from a fresh perceptron whose code first
+    learns Isomap's coordinates of up to 2000 training rows (1500 steps), since a
+    network that settled without a curved code can miss one that exists: it can sit at
+    PCA's error, a saddle, or tear a sheet. It learns them only where the rows, read back from their nearest
     neighbours in those coordinates, leave less than the first try did; where the code
     learned is then ahead of the first try, it adapts for the other 1500 steps of an
     adaptation, and it stands where it passes the rule on rows it never trained on. A

@@ -179,7 +179,8 @@ class AdaptedUnitCount:
     batch_size : int
         Rows per step.
     peak_learning_rate : float
-        Peak of the one-cycle schedule.
+        Peak of the one-cycle schedule; a spike cuts it for the rest of the fit
+        (:meth:`_adapt`).
     check_step : int
         Step at which an adaptation projects its error (also compared with the error
         at half of it).
