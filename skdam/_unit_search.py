@@ -39,9 +39,6 @@ SPIKE_RISE = 10
 PEAK_CUT = 3
 
 
-class _PeakTooHigh(Exception):
-    """An adaptation's record rose ``SPIKE_RISE``-fold, and by more than alpha, over its best."""
-
 
 def count_by_rule(errors, alpha, count, lowest, highest):
     """Move ``count`` one unit at a time until the rule holds on both sides.
@@ -569,28 +566,17 @@ class AdaptedUnitCount:
         alpha, says the peak is too high for this network (on a tanh latent of 4, 7
         units left 0.0048 after 300 steps and 0.059 just after the peak; on the
         paper's MLP kernel, 20 units went from 0.012 to 0.67 and ended at 0.016, where
-        a third of the peak reaches 0.005): the adaptation starts again from where it
-        started with its peak cut ``PEAK_CUT``-fold, as is every later one of the fit.
-        The steps spent still count.
+        a third of the peak reaches 0.005): the adaptation goes on from its best
+        record, for the steps it has left, with a fresh optimiser and its peak cut
+        ``PEAK_CUT``-fold, as is every later one of the fit.
         """
-        start = snapshot(trainer.module)
-        while True:
-            try:
-                return self._adapt_at_peak(trainer, X_train, judged, count, target, history, on_epoch_end, steps)
-            except _PeakTooHigh:
-                trainer.module.load_state_dict(start)
-                self.peak_learning_rate /= PEAK_CUT
-
-    def _adapt_at_peak(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps):
-        """One adaptation at ``self.peak_learning_rate`` (see :meth:`_adapt`)."""
         module, settings = trainer.module, trainer.settings
         steps = self.steps if steps is None else steps
         if (self.max_epochs - trainer.epochs_run) * self.steps_per_record < steps:
             return None
         module.set_open_count(count)
         network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
-        optimizer = adam(network)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_learning_rate, total_steps=steps)
+        optimizer, schedule = self._one_cycle(network, steps)
         autocast = torch.autocast(X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16")
         batch_size = min(self.batch_size, X_train.shape[0])
         steps_per_pass = math.ceil(X_train.shape[0] / batch_size)
@@ -618,7 +604,11 @@ class AdaptedUnitCount:
                     last_record = error_sum / rows_seen
                     _record(trainer, last_record, count, history, on_epoch_end)
                     if last_record > SPIKE_RISE * best_record and last_record - best_record > settings.alpha:
-                        raise _PeakTooHigh
+                        module.load_state_dict(best_state)
+                        self.peak_learning_rate /= PEAK_CUT
+                        if step + 1 < steps:
+                            optimizer, schedule = self._one_cycle(network, steps - step - 1)
+                        last_record = best_record
                     if last_record < best_record:
                         best_record, best_state = last_record, snapshot(module)
                     error_sum, rows_seen = 0.0, 0
@@ -637,6 +627,11 @@ class AdaptedUnitCount:
         if best_record < last_record:
             module.load_state_dict(best_state)
         return self._error(trainer, judged)
+
+    def _one_cycle(self, network, steps):
+        """A fresh Adam on ``network`` and its one-cycle schedule over ``steps``, at the present peak."""
+        optimizer = adam(network)
+        return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_learning_rate, total_steps=steps)
 
 
 def _record(trainer, error, n_open, history, on_epoch_end):
