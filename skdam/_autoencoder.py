@@ -210,7 +210,7 @@ class DAMAutoencoder(_BaseDAM):
     settled network's error (a closure to more than ``alpha``, an opening) is judged
     again once the count before it has adapted as long. An adaptation ends with its best
     iterate on the training rows (checked every 50 steps); one whose error jumps tenfold
-    starts again with a third of the peak, as do the fit's later ones. A closing move
+    goes on from its best with a third of the peak, as do the fit's later ones. A closing move
     that would be rejected runs once more from a fresh perceptron whose code first
     learns Isomap's coordinates of up to 2000 training rows (1500 steps), since a
     network that settled without a curved code can miss one that exists: it can sit at
