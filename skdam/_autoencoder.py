@@ -210,12 +210,12 @@ class DAMAutoencoder(_BaseDAM):
     settled network's error (a closure to more than ``alpha``, an opening) is judged
     again once the count before it has adapted as long. An adaptation ends with its best
     iterate on the training rows (checked every 50 steps); one whose error jumps tenfold
-    goes on from its best with a third of the peak, as do the fit's later ones. A closing move
-    that would be rejected runs once more from a fresh perceptron whose code first
-    learns Isomap's coordinates of up to 2000 training rows (1500 steps), since a
-    network that settled without a curved code can miss one that exists: it can sit at
-    PCA's error, a saddle, or tear a sheet. It learns them only where the rows, read back from their nearest
-    neighbours in those coordinates, leave less than the first try did; where the code
+    goes on from its best with a third of the peak, as do the fit's later ones. A
+    closing move that would be rejected runs once more from a fresh perceptron whose
+    code first learns Isomap's coordinates of up to 2000 training rows (1500 steps),
+    since a network that settled without a curved code can miss one that exists: it
+    can sit at PCA's error, a saddle, or tear a sheet. It learns them only where the
+    rows, read back from their nearest neighbours in those coordinates, leave less than the first try did; where the code
     learned is then ahead of the first try, it adapts for the other 1500 steps of an
     adaptation, and it stands where it passes the rule on rows it never trained on. A
     fixed ``n_components`` gets the same retry where the count is checked at all (its
