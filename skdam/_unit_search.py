@@ -35,7 +35,7 @@ READBACK_NEIGHBORS = 10
 #: than alpha: the peak step size threw the network out of its minimum. Elsewhere
 #: records rose at most 4-fold; there 20- to 90-fold (hand runs, docs/benchmarks.md).
 SPIKE_RISE = 10
-#: The peak step size falls this many times after a spike, for the rest of the fit.
+#: The peak step size falls this many times after a spike, for the rest of the adaptation.
 PEAK_CUT = 3
 
 
@@ -176,8 +176,8 @@ class AdaptedUnitCount:
     batch_size : int
         Rows per step.
     peak_learning_rate : float
-        Peak of the one-cycle schedule; a spike cuts it for the rest of the fit
-        (:meth:`_adapt`).
+        Peak of the one-cycle schedule; a spike cuts it for the rest of that
+        adaptation (:meth:`_adapt`).
     check_step : int
         Step at which an adaptation projects its error (also compared with the error
         at half of it).
@@ -568,7 +568,10 @@ class AdaptedUnitCount:
         paper's MLP kernel, 20 units went from 0.012 to 0.67 and ended at 0.016, where
         a third of the peak reaches 0.005): the adaptation goes on from its best
         record, for the steps it has left, with a fresh optimiser and its peak cut
-        ``PEAK_CUT``-fold, as is every later one of the fit.
+        ``PEAK_CUT``-fold. The next adaptation starts at the full peak again: a lower
+        one can leave a torn code just short of the rule where the full one fails
+        clearly and has the closure retried from a graph embedding (the sin-cos arcs
+        of 3 kept 5 units on one draw with the cut kept for the rest of the fit).
         """
         module, settings = trainer.module, trainer.settings
         steps = self.steps if steps is None else steps
@@ -576,7 +579,8 @@ class AdaptedUnitCount:
             return None
         module.set_open_count(count)
         network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
-        optimizer, schedule = self._one_cycle(network, steps)
+        peak = self.peak_learning_rate
+        optimizer, schedule = _one_cycle(network, peak, steps)
         autocast = torch.autocast(X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16")
         batch_size = min(self.batch_size, X_train.shape[0])
         steps_per_pass = math.ceil(X_train.shape[0] / batch_size)
@@ -605,9 +609,9 @@ class AdaptedUnitCount:
                     _record(trainer, last_record, count, history, on_epoch_end)
                     if last_record > SPIKE_RISE * best_record and last_record - best_record > settings.alpha:
                         module.load_state_dict(best_state)
-                        self.peak_learning_rate /= PEAK_CUT
+                        peak /= PEAK_CUT
                         if step + 1 < steps:
-                            optimizer, schedule = self._one_cycle(network, steps - step - 1)
+                            optimizer, schedule = _one_cycle(network, peak, steps - step - 1)
                         last_record = best_record
                     if last_record < best_record:
                         best_record, best_state = last_record, snapshot(module)
@@ -628,10 +632,11 @@ class AdaptedUnitCount:
             module.load_state_dict(best_state)
         return self._error(trainer, judged)
 
-    def _one_cycle(self, network, steps):
-        """A fresh Adam on ``network`` and its one-cycle schedule over ``steps``, at the present peak."""
-        optimizer = adam(network)
-        return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_learning_rate, total_steps=steps)
+
+def _one_cycle(network, peak, steps):
+    """A fresh Adam on ``network`` and its one-cycle schedule over ``steps``, peaking at ``peak``."""
+    optimizer = adam(network)
+    return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=steps)
 
 
 def _record(trainer, error, n_open, history, on_epoch_end):

@@ -577,11 +577,18 @@ def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, 
 def test_a_spike_goes_on_from_the_best_record_at_a_lower_peak(monkeypatch):
     # Records of 20 steps at 0.1, 0.1, then 5.0: the peak threw the network off, so
     # the adaptation goes on from its best record, with a third of the peak, for the
-    # steps it has left, and ends there.
+    # steps it has left, and ends there. The next adaptation starts at the full peak.
+    peaks, one_cycle = [], _unit_search._one_cycle
+
+    def noted_one_cycle(network, peak, steps):
+        peaks.append((peak, steps))
+        return one_cycle(network, peak, steps)
+
+    monkeypatch.setattr(_unit_search, "_one_cycle", noted_one_cycle)
     X = _linear_data(n_samples=200, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     trainer, unit_count = trainer_for(module), _adapted_unit_count(linear_errors, steps=100)
-    step_offsets = iter([0.1] * 40 + [5.0] * 20 + [0.0] * 40)
+    step_offsets = iter([0.1] * 40 + [5.0] * 20 + [0.0] * 140)
     batch_error = _unit_search.batch_error
 
     def offset_error(*args, **kwargs):
@@ -591,7 +598,9 @@ def test_a_spike_goes_on_from_the_best_record_at_a_lower_peak(monkeypatch):
     monkeypatch.setattr(_unit_search, "batch_error", offset_error)
     records = []
     error = unit_count._adapt(trainer, X, X, 3, None, [], records.append)
-    assert unit_count.peak_learning_rate == pytest.approx(1e-2 / _unit_search.PEAK_CUT)
     assert [round(record.reconstruction_error, 1) for record in records] == [0.1, 0.1, 5.0, 0.0, 0.0]
+    assert peaks == [(1e-2, 100), (pytest.approx(1e-2 / _unit_search.PEAK_CUT), 40)]
     assert trainer.epochs_run == 5  # as many steps as without the spike
     assert error < 0.01
+    unit_count._adapt(trainer, X, X, 3, None, [], None)
+    assert peaks[2] == (1e-2, 100)
