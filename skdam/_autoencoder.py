@@ -22,8 +22,8 @@ ADAPTATION_STEPS = 3000
 #: compares 100, 250 and 500 steps (counts, errors and fit time).
 CLOSING_ADAPTATION_STEPS = 250
 ADAPTATION_BATCH_SIZE = 256
-#: A network that this peak throws out of its minimum (the paper's MLP kernel) gets a
-#: third of it for the rest of the fit (AdaptedUnitCount._adapt).
+#: An adaptation that this peak throws out of its minimum (the paper's MLP kernel)
+#: goes on with a third of it (AdaptedUnitCount._adapt).
 ADAPTATION_PEAK_LEARNING_RATE = 1e-2
 #: An opened unit's adaptation stops after 1000 steps when its error, projected
 #: 2.4 times its fall since step 500 further down (the rest of a power-law fall of
@@ -210,7 +210,7 @@ class DAMAutoencoder(_BaseDAM):
     settled network's error (a closure to more than ``alpha``, an opening) is judged
     again once the count before it has adapted as long. An adaptation ends with its best
     iterate on the training rows (checked every 50 steps); one whose error jumps tenfold
-    goes on from its best with a third of the peak, as do the fit's later ones. A
+    goes on from its best with a third of the peak for the steps it has left. A
     closing move that would be rejected runs once more from a fresh perceptron whose
     code first learns Isomap's coordinates of up to 2000 training rows (1500 steps),
     since a network that settled without a curved code can miss one that exists: it
