@@ -551,22 +551,28 @@ def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatc
     assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
 
 
-@pytest.mark.parametrize(("offsets", "kept"), [((0.5, 0.1, 0.3, 0.3, 0.3), 1), ((0.5, 0.4, 0.3, 0.2, 0.1), 4)], ids=["thrown off", "falling"])
-def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, kept):
-    # Five records of 20 steps; each record's training error is raised by its offset
-    # (the gradients stay the same). A network that the peak step throws off after
-    # its second record goes back to it; one whose error keeps falling ends as it is.
+def _adaptation_with_offsets(monkeypatch, step_offsets):
+    """Rank-3 data, a network at 3 units and a search adapting 100 steps in records of
+    20, whose training error at each step is raised by the next of ``step_offsets``
+    (the gradients stay the same)."""
     X = _linear_data(n_samples=200, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
-    trainer, unit_count = trainer_for(module), _adapted_unit_count(linear_errors, steps=100)
-    step_offsets = iter(offset for offset in offsets for _ in range(20))
-    batch_error = _unit_search.batch_error
+    step_offsets, batch_error = iter(step_offsets), _unit_search.batch_error
 
     def offset_error(*args, **kwargs):
         loss, *rest = batch_error(*args, **kwargs)
         return (loss + next(step_offsets), *rest)
 
     monkeypatch.setattr(_unit_search, "batch_error", offset_error)
+    return X, module, trainer_for(module), _adapted_unit_count(linear_errors, steps=100)
+
+
+@pytest.mark.parametrize(("offsets", "kept"), [((0.5, 0.1, 0.3, 0.3, 0.3), 1), ((0.5, 0.4, 0.3, 0.2, 0.1), 4)], ids=["thrown off", "falling"])
+def test_an_adaptation_ends_with_its_best_training_record(monkeypatch, offsets, kept):
+    # Five records of 20 steps; each record's training error is raised by its offset.
+    # A network that the peak step throws off (3-fold, no spike) after its second
+    # record goes back to it; one whose error keeps falling ends as it is.
+    X, module, trainer, unit_count = _adaptation_with_offsets(monkeypatch, [offset for offset in offsets for _ in range(20)])
     states = []
     unit_count._adapt(trainer, X, X, 3, None, [], lambda record: states.append(_state(trainer.module)))
     assert len(states) == 5 and not torch.equal(states[1]["encoder_linear.weight"], states[4]["encoder_linear.weight"])
@@ -585,17 +591,7 @@ def test_a_spike_goes_on_from_the_best_record_at_a_lower_peak(monkeypatch):
         return one_cycle(network, peak, steps)
 
     monkeypatch.setattr(_unit_search, "_one_cycle", noted_one_cycle)
-    X = _linear_data(n_samples=200, rank=3)
-    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
-    trainer, unit_count = trainer_for(module), _adapted_unit_count(linear_errors, steps=100)
-    step_offsets = iter([0.1] * 40 + [5.0] * 20 + [0.0] * 140)
-    batch_error = _unit_search.batch_error
-
-    def offset_error(*args, **kwargs):
-        loss, *rest = batch_error(*args, **kwargs)
-        return (loss + next(step_offsets), *rest)
-
-    monkeypatch.setattr(_unit_search, "batch_error", offset_error)
+    X, _, trainer, unit_count = _adaptation_with_offsets(monkeypatch, [0.1] * 40 + [5.0] * 20 + [0.0] * 140)
     records = []
     error = unit_count._adapt(trainer, X, X, 3, None, [], records.append)
     assert [round(record.reconstruction_error, 1) for record in records] == [0.1, 0.1, 5.0, 0.0, 0.0]
