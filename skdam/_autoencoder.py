@@ -215,23 +215,24 @@ class DAMAutoencoder(_BaseDAM):
     code first learns Isomap's coordinates of up to 2000 training rows (1500 steps),
     since a network that settled without a curved code can miss one that exists: it
     can sit at PCA's error, a saddle, or tear a sheet. It learns them only where the
-    rows, read back from their nearest neighbours in those coordinates, leave less than the first try did; where the code
-    learned is then ahead of the first try, it adapts for the other 1500 steps of an
-    adaptation, and it stands where it passes the rule on rows it never trained on. A
-    fixed ``n_components`` gets the same retry where the count is checked at all (its
-    network within ``alpha`` of PCA's, or beaten by it), and keeps it where it does
-    better than the first adaptation. Errors are judged on the held-out rows where
-    ``early_stopping_`` (from about 1000 rows by default), else on the training rows, as
-    PCA's ``explained_variance_ratio_`` is. An opening move that, after 1000 steps,
-    cannot gain ``alpha`` at the rate its error falls stops there. Every step counts
-    against ``max_iter``, 50 steps an epoch, and shows in the per-epoch curves. Where
-    the perceptron beats PCA by more than ``alpha`` with as many units (Fashion-MNIST),
-    the gates have settled on too many units rather than too few: units close one at a
-    time, each judged after a short adaptation (250 steps) that goes on from the last,
-    until the next closure costs more than ``alpha`` (where the first one does, units
-    open the same way while each gains more); the last kept move is then judged again,
-    the count it left adapting as long from the same network. An adaptation that
-    ``max_iter`` would cut short is not run: the count stands, and the fit warns.
+    rows, read back from their nearest neighbours in those coordinates, leave less than
+    the first try did; where the code learned is then ahead of the first try, it adapts
+    for the other 1500 steps of an adaptation, and it stands where it passes the rule on
+    rows it never trained on. A fixed ``n_components`` gets the same retry where the
+    count is checked at all (its network within ``alpha`` of PCA's, or beaten by it),
+    and keeps it where it does better than the first adaptation. Errors are judged on
+    the held-out rows where ``early_stopping_`` (from about 1000 rows by default), else
+    on the training rows, as PCA's ``explained_variance_ratio_`` is. An opening move
+    that, after 1000 steps, cannot gain ``alpha`` at the rate its error falls stops
+    there. Every step counts against ``max_iter``, 50 steps an epoch, and shows in the
+    per-epoch curves. Where the perceptron beats PCA by more than ``alpha`` with as many
+    units (Fashion-MNIST), the gates have settled on too many units rather than too few:
+    units close one at a time, each judged after a short adaptation (250 steps) that
+    goes on from the last, until the next closure costs more than ``alpha`` (where the
+    first one does, units open the same way while each gains more); the last kept move
+    is then judged again, the count it left adapting as long from the same network. An
+    adaptation that ``max_iter`` would cut short is not run: the count stands, and the
+    fit warns.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's

@@ -33,7 +33,7 @@ GRAPH_LEARNING_RATE = 1e-3
 READBACK_NEIGHBORS = 10
 #: A record of an adaptation this many times the best before it, and above it by more
 #: than alpha: the peak step size threw the network out of its minimum. Elsewhere
-#: records rose at most 4-fold; there 20- to 90-fold (hand runs, docs/benchmarks.md).
+#: records rose at most 4-fold; there 22- to 177-fold (hand runs, docs/benchmarks.md).
 SPIKE_RISE = 10
 #: The peak step size falls this many times after a spike, for the rest of the adaptation.
 PEAK_CUT = 3
