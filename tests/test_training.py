@@ -551,6 +551,29 @@ def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatc
     assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
 
 
+def test_a_fixed_count_ahead_of_pca_adapts_as_long_as_a_search_s_move(monkeypatch):
+    # Ahead of PCA, a search reaches a count along a chain of short adaptations; a
+    # fixed count gets one full adaptation instead, so that its curve entry is what
+    # the search's would be, and no retry (it is not stuck at PCA's error).
+    X = _linear_data(n_samples=64, rank=6)
+    module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    module.set_open_count(4)
+    adaptations = []
+    monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: 0.1)  # PCA's at 4: 0.5
+
+    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
+        adaptations.append((count, target, steps))
+        return 0.05
+
+    monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
+    monkeypatch.setattr(AdaptedUnitCount, "_retry_from_graph_start", lambda *args: pytest.fail("no retry ahead of PCA"))
+    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=False)
+    settled = EpochRecord(epoch=0, loss=0.14, reconstruction_error=0.1, validation_error=None, n_open=4, beta=0.0, learning_rate=1e-3)
+    unit_count(trainer_for(module), X, None, settled, [], None)
+    assert adaptations == [(4, None, None)]  # the full steps, no early stop
+    assert unit_count.errors == {0: 1.0, 4: 0.05} and module.gate.n_open() == 4
+
+
 def _adaptation_with_offsets(monkeypatch, step_offsets):
     """Rank-3 data, a network at 3 units and a search adapting 100 steps in records of
     20, whose training error at each step is raised by the next of ``step_offsets``
