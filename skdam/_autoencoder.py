@@ -220,9 +220,11 @@ class DAMAutoencoder(_BaseDAM):
     for the other 1500 steps of an adaptation, and it stands where it passes the rule on
     rows it never trained on. A fixed ``n_components`` gets the same retry where the
     count is checked at all (its network within ``alpha`` of PCA's, or beaten by it),
-    and keeps it where it does better than the first adaptation. Errors are judged on
-    the held-out rows where ``early_stopping_`` (from about 1000 rows by default), else
-    on the training rows, as PCA's ``explained_variance_ratio_`` is. An opening move
+    and keeps it where it does better than the first adaptation; it adapts for a full
+    adaptation's 3000 steps whatever its network, as a search's count would have.
+    Errors are judged on the held-out rows where ``early_stopping_`` (from about 1000
+    rows by default), else on the training rows, as PCA's
+    ``explained_variance_ratio_`` is. An opening move
     that, after 1000 steps, cannot gain ``alpha`` at the rate its error falls stops
     there. Every step counts against ``max_iter``, 50 steps an epoch, and shows in the
     per-epoch curves. Where the perceptron beats PCA by more than ``alpha`` with as many
