@@ -192,11 +192,14 @@ class AdaptedUnitCount:
         closure's code starts from them. None: closures are not retried.
     graph_steps : int, default=0
         Adam steps in which a retried closure's code learns those coordinates.
+    closing_peak_learning_rate : float, default=None
+        Peak of the schedule of the adaptations where the network is already ahead
+        of PCA (``closing_steps`` long); None: ``peak_learning_rate``.
     """
 
     def __init__(
         self, linear_errors, *, search, max_epochs, steps, closing_steps, batch_size, peak_learning_rate, check_step,
-        projection_factor, steps_per_record, graph_coordinates=None, graph_steps=0,
+        projection_factor, steps_per_record, graph_coordinates=None, graph_steps=0, closing_peak_learning_rate=None,
     ):  # fmt: skip
         self.linear_errors = [float(error) for error in linear_errors]
         self.max_epochs = max_epochs
@@ -210,6 +213,7 @@ class AdaptedUnitCount:
         self.steps_per_record = steps_per_record
         self.graph_coordinates = graph_coordinates
         self.graph_steps = graph_steps
+        self.closing_peak_learning_rate = peak_learning_rate if closing_peak_learning_rate is None else closing_peak_learning_rate
         self.errors = {0: 1.0}
         #: Whether the budget ran out before a move or check the rule asked for.
         self.count_unchecked = False
@@ -282,13 +286,14 @@ class AdaptedUnitCount:
         self.errors[count] = error
 
     def _walk(
-        self, trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, steps=None, retry_closures=True,
-        baseline_adapted=True,
+        self, trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, steps=None, peak=None,
+        retry_closures=True, baseline_adapted=True,
     ):  # fmt: skip
         """Move the count one unit at a time, adapting to each move, until the rule holds.
 
-        Each move adapts for ``steps`` (``self.steps`` by default) from the network
-        as the last kept move left it; :func:`count_by_rule` decides with the errors
+        Each move adapts for ``steps`` (``self.steps`` by default) at a peak step
+        size of ``peak`` (``self.peak_learning_rate``) from the network as the last
+        kept move left it; :func:`count_by_rule` decides with the errors
         reached, and a move it rejects puts the network back. With
         ``retry_closures``, a closing move the rule rejects is first tried once more
         from a code that unrolls the data (:meth:`_retry_from_graph_start`). Without
@@ -310,9 +315,9 @@ class AdaptedUnitCount:
             # moves may stop early, when they cannot gain alpha.
             target = self.errors[count] - alpha if neighbour > count else None
             start = snapshot(module)
-            error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end, steps)
+            error = self._adapt(trainer, X_train, judged, neighbour, target, history, on_epoch_end, steps, peak)
             if error is not None and not baseline_adapted and self._passes_only_as_favoured(count, neighbour, error, alpha):
-                start = self._adapt_baseline(trainer, X_train, judged, count, start, history, on_epoch_end, steps)
+                start = self._adapt_baseline(trainer, X_train, judged, count, start, history, on_epoch_end, steps, peak)
                 baseline_adapted = True
             rejected = error is not None and error - self.errors[count] > alpha
             if retry_closures and neighbour < count and rejected:
@@ -342,7 +347,7 @@ class AdaptedUnitCount:
             return error - self.errors[count] <= alpha < error
         return self.errors[count] - error > alpha
 
-    def _adapt_baseline(self, trainer, X_train, judged, count, start, history, on_epoch_end, steps):
+    def _adapt_baseline(self, trainer, X_train, judged, count, start, history, on_epoch_end, steps, peak):
         """Adapt ``count`` from ``start`` as long as a move, keeping its error where lower.
 
         Returns the network at ``count`` to go back to (the adapted one where it did
@@ -351,7 +356,7 @@ class AdaptedUnitCount:
         module = trainer.module
         moved = snapshot(module)
         module.load_state_dict(start)
-        error = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end, steps)
+        error = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end, steps, peak)
         if error is None:
             self.count_unchecked = True
         elif error < self.errors[count]:
@@ -512,7 +517,7 @@ class AdaptedUnitCount:
         """
         module, alpha = trainer.module, trainer.settings.alpha
         start = snapshot(module)
-        error = self._adapt(trainer, X_train, rows, count, None, history, on_epoch_end, self.closing_steps)
+        error = self._adapt(trainer, X_train, rows, count, None, history, on_epoch_end, *self._closing)
         if error is None or not math.isfinite(error):
             if error is None:
                 self.count_unchecked = True
@@ -521,11 +526,16 @@ class AdaptedUnitCount:
             return count
         self.errors[count] = error
         count, last_move = self._walk(
-            trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, self.closing_steps, retry_closures=False
+            trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, *self._closing, retry_closures=False
         )
         if last_move is None:
             return count
         return self._confirm_move(trainer, X_train, rows, count, *last_move, history, on_epoch_end)
+
+    @property
+    def _closing(self):
+        """Steps and peak step size of an adaptation where the network is ahead of PCA."""
+        return self.closing_steps, self.closing_peak_learning_rate
 
     def _confirm_move(self, trainer, X_train, rows, count, previous, before, history, on_epoch_end):
         """Judge the chain's last kept move again, with both counts trained alike.
@@ -542,7 +552,7 @@ class AdaptedUnitCount:
         module, alpha = trainer.module, trainer.settings.alpha
         moved = snapshot(module)
         module.load_state_dict(before)
-        error = self._adapt(trainer, X_train, rows, previous, None, history, on_epoch_end, self.closing_steps)
+        error = self._adapt(trainer, X_train, rows, previous, None, history, on_epoch_end, *self._closing)
         if error is None:
             self.count_unchecked = True
         if error is not None and math.isfinite(error):
@@ -563,10 +573,11 @@ class AdaptedUnitCount:
             error, count, self.linear_errors, alpha
         )
 
-    def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
+    def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None):
         """Adapt the network to ``count`` open units; the error it reaches on ``judged``.
 
-        ``steps`` Adam steps at most, ``self.steps`` by default. With a ``target``,
+        ``steps`` Adam steps at most, ``self.steps`` by default, on a one-cycle
+        schedule peaking at ``peak``, ``self.peak_learning_rate`` by default. With a ``target``,
         the adaptation stops at ``check_step`` when its projected error stays above
         it, and returns the projection. Its steps come out of the fit's epoch
         budget, ``steps_per_record`` steps an epoch; None when the budget is spent.
@@ -592,7 +603,7 @@ class AdaptedUnitCount:
             return None
         module.set_open_count(count)
         network = [parameter for parameter in module.parameters() if parameter is not module.gate.beta]
-        peak = self.peak_learning_rate
+        peak = self.peak_learning_rate if peak is None else peak
         optimizer, schedule = _one_cycle(network, peak, steps)
         autocast = torch.autocast(X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16")
         batch_size = min(self.batch_size, X_train.shape[0])

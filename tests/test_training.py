@@ -142,7 +142,7 @@ def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200):
     """The search with short adaptations, as the tests below drive it."""
     return AdaptedUnitCount(
         linear_errors, search=search, max_epochs=max_epochs, steps=steps, closing_steps=50, batch_size=64,
-        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20,
+        peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20, closing_peak_learning_rate=3e-3,
     )  # fmt: skip
 
 
@@ -205,8 +205,8 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
     adaptations = []
 
-    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
-        adaptations.append((count, steps))
+    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None):
+        adaptations.append((count, steps) if peak is None else (count, steps, peak))
         trainer.module.set_open_count(count)
         error = adapted_errors[count]
         return error.pop(0) if isinstance(error, list) else error
@@ -225,8 +225,8 @@ def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monk
         monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}
     )
     assert module.gate.n_open() == 4
-    # Short ones, each from the last, and 5 again to confirm the last closure.
-    assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50), (5, 50)]
+    # Short ones at the lower peak, each from the last, and 5 again to confirm the last closure.
+    assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}  # adapted errors only
 
 
@@ -237,7 +237,7 @@ def test_the_last_closure_is_judged_again_with_both_counts_trained_alike(monkeyp
         monkeypatch, {6: 0.010, 5: 0.5}, {6: 0.005, 5: [0.007, 0.003], 4: 0.015, 3: 0.040}
     )
     assert module.gate.n_open() == 5
-    assert adaptations == [(6, 50), (5, 50), (4, 50), (3, 50), (5, 50)]  # 3 rejected
+    assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3)]  # 3 rejected
     # 6 units, adapted one adaptation earlier, are capped at 5's newer error.
     assert unit_count.errors == {0: 1.0, 6: 0.003, 5: 0.003, 4: 0.015, 3: 0.040}
 
@@ -249,7 +249,7 @@ def test_the_last_opening_is_judged_again_with_both_counts_trained_alike(monkeyp
         monkeypatch, {6: 0.100, 5: 0.5}, {5: 0.200, 6: [0.100, 0.095], 7: 0.089, 8: 0.085}
     )
     assert module.gate.n_open() == 6
-    assert adaptations == [(6, 50), (5, 50), (7, 50), (8, 50), (6, 50)]
+    assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (7, 50, 3e-3), (8, 50, 3e-3), (6, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 5: 0.200, 6: 0.095, 7: 0.089, 8: 0.085}
 
 
@@ -258,7 +258,7 @@ def test_units_closed_without_training_are_not_points_of_the_curve(monkeypatch):
         monkeypatch, {6: 0.010, 5: 0.015, 4: 0.5}, {5: 0.012, 4: 0.030, 6: 0.011}
     )
     assert module.gate.n_open() == 5
-    assert adaptations == [(5, 50), (4, 50), (6, 50)]  # the closure to 5 needed no training
+    assert adaptations == [(5, 50, 3e-3), (4, 50, 3e-3), (6, 50, 3e-3)]  # the closure to 5 needed no training
     assert (history[0].learning_rate, history[0].n_open) == (0.0, 5)  # the closure's record
     assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.030, 6: 0.011}
 
@@ -337,7 +337,7 @@ def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypat
     _, _, _, adaptations = _trusted_unit_count(
         monkeypatch, {6: 0.010, 5: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}, retried_errors={}
     )
-    assert all(steps != "retry" for _, steps in adaptations)
+    assert all("retry" not in adaptation for adaptation in adaptations)
 
 
 def _retry_harness(monkeypatch, n_samples=60, graph_start_error=0.01, graph_learned=True):
@@ -355,7 +355,7 @@ def _retry_harness(monkeypatch, n_samples=60, graph_start_error=0.01, graph_lear
         seen.update({"graph rows": X_train, "beat": beat})
         return graph_learned
 
-    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
+    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None):
         seen.update(trained=X_train, unseen=judged)
         with torch.no_grad():
             trainer.module.decoder_linear.weight.mul_(3.0)  # the retry's network
@@ -501,7 +501,7 @@ def test_a_network_ahead_of_pca_opens_the_units_its_gates_closed_too_soon(monkey
     )
     assert module.gate.n_open() == 7
     # 5 rejected: open; 8 rejected; 6 again to confirm the opening of 7.
-    assert adaptations == [(6, 50), (5, 50), (7, 50), (8, 50), (6, 50)]
+    assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (7, 50, 3e-3), (8, 50, 3e-3), (6, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 5: 0.200, 6: 0.100, 7: 0.050, 8: 0.045}
 
 
@@ -561,7 +561,7 @@ def test_a_fixed_count_ahead_of_pca_adapts_as_long_as_a_search_s_move(monkeypatc
     adaptations = []
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: 0.1)  # PCA's at 4: 0.5
 
-    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None):
+    def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None):
         adaptations.append((count, target, steps))
         return 0.05
 
