@@ -236,8 +236,8 @@ class DAMAutoencoder(_BaseDAM):
     there. Every step counts against ``max_iter``, 50 steps an epoch, and shows in the
     per-epoch curves. Where the perceptron beats PCA by more than ``alpha`` with as many
     units (Fashion-MNIST), the gates have settled on too many units rather than too few:
-    units close one at a time, each judged after a short adaptation (250 steps) that
-    goes on from the last, until the next closure costs more than ``alpha`` (where the
+    units close one at a time, each judged after a short adaptation (250 steps,
+    peaking at the main training's step size, 3e-3) that goes on from the last, until the next closure costs more than ``alpha`` (where the
     first one does, units open the same way while each gains more); the last kept move
     is then judged again, the count it left adapting as long from the same network. An
     adaptation that ``max_iter`` would cut short is not run: the count stands, and the
