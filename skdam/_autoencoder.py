@@ -228,20 +228,19 @@ class DAMAutoencoder(_BaseDAM):
     rows it never trained on. A fixed ``n_components`` gets the same retry where the
     count is checked at all (its network within ``alpha`` of PCA's, or beaten by it),
     and keeps it where it does better than the first adaptation; it adapts for a full
-    adaptation's 3000 steps whatever its network, as a search's count would have.
-    Errors are judged on the held-out rows where ``early_stopping_`` (from about 1000
-    rows by default), else on the training rows, as PCA's
-    ``explained_variance_ratio_`` is. An opening move
-    that, after 1000 steps, cannot gain ``alpha`` at the rate its error falls stops
-    there. Every step counts against ``max_iter``, 50 steps an epoch, and shows in the
-    per-epoch curves. Where the perceptron beats PCA by more than ``alpha`` with as many
-    units (Fashion-MNIST), the gates have settled on too many units rather than too few:
-    units close one at a time, each judged after a short adaptation (250 steps,
-    peaking at the main training's step size, 3e-3) that goes on from the last, until the next closure costs more than ``alpha`` (where the
-    first one does, units open the same way while each gains more); the last kept move
-    is then judged again, the count it left adapting as long from the same network. An
-    adaptation that ``max_iter`` would cut short is not run: the count stands, and the
-    fit warns.
+    adaptation's 3000 steps whatever its network, as a search's count would have. Errors
+    are judged on the held-out rows where ``early_stopping_`` (from about 1000 rows by
+    default), else on the training rows, as PCA's ``explained_variance_ratio_`` is. An
+    opening move that, after 1000 steps, cannot gain ``alpha`` at the rate its error
+    falls stops there. Every step counts against ``max_iter``, 50 steps an epoch, and
+    shows in the per-epoch curves. Where the perceptron beats PCA by more than ``alpha``
+    with as many units (Fashion-MNIST), the gates have settled on too many units rather
+    than too few: units close one at a time, each judged after a short adaptation (250
+    steps, peaking at the main training's step size, 3e-3) that goes on from the last,
+    until the next closure costs more than ``alpha`` (where the first one does, units
+    open the same way while each gains more); the last kept move is then judged again,
+    the count it left adapting as long from the same network. An adaptation that
+    ``max_iter`` would cut short is not run: the count stands, and the fit warns.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and
     blurred by isotropic noise (``noise_variance_``), and approximates each row's

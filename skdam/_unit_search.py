@@ -213,7 +213,7 @@ class AdaptedUnitCount:
         self.steps_per_record = steps_per_record
         self.graph_coordinates = graph_coordinates
         self.graph_steps = graph_steps
-        self.closing_peak_learning_rate = peak_learning_rate if closing_peak_learning_rate is None else closing_peak_learning_rate
+        self.closing_peak_learning_rate = closing_peak_learning_rate or peak_learning_rate
         self.errors = {0: 1.0}
         #: Whether the budget ran out before a move or check the rule asked for.
         self.count_unchecked = False
@@ -577,9 +577,9 @@ class AdaptedUnitCount:
         """Adapt the network to ``count`` open units; the error it reaches on ``judged``.
 
         ``steps`` Adam steps at most, ``self.steps`` by default, on a one-cycle
-        schedule peaking at ``peak``, ``self.peak_learning_rate`` by default. With a ``target``,
-        the adaptation stops at ``check_step`` when its projected error stays above
-        it, and returns the projection. Its steps come out of the fit's epoch
+        schedule peaking at ``peak``, ``self.peak_learning_rate`` by default. With a
+        ``target``, the adaptation stops at ``check_step`` when its projected error
+        stays above it, and returns the projection. Its steps come out of the fit's epoch
         budget, ``steps_per_record`` steps an epoch; None when the budget is spent.
 
         The network kept is the one at the end of the record (``steps_per_record``
