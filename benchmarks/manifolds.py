@@ -470,7 +470,7 @@ def main():
             )
         )
     report.table(["method", "exact", "within max(1, 10 %)", "mean relative error", "spread over seeds (median / max)", "median s per fit", "max s per fit"], summary, ["", "", "", ".3f", "", ".3f", ".2f"])
-    report_warnings(report, warned, sum(len(sets) * args.seeds for name in names if name in DAM_METHODS))
+    report_warnings(report, warned, len(sets) * args.seeds * sum(name in DAM_METHODS for name in names))
     report("Acceptance (issue 12, manifold suite):")
     acceptance(report, sets, estimates, scores, fit_seconds, args.threads)
     report.save()

@@ -190,7 +190,6 @@ def time_phases(X, seed, **params):
 
     started = time.perf_counter()
     fitted = PhaseTimed(random_state=seed, **params).fit(X)
-    ended = time.perf_counter()
     return phases["search_start"] - started, phases["search_end"] - phases["search_start"], phases["epochs_before"], fitted.n_iter_
 
 
