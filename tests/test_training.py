@@ -614,7 +614,7 @@ def test_a_spike_goes_on_from_the_best_record_at_a_lower_peak(monkeypatch):
         return one_cycle(network, peak, steps)
 
     monkeypatch.setattr(_unit_search, "_one_cycle", noted_one_cycle)
-    X, _, trainer, unit_count = _adaptation_with_offsets(monkeypatch, [0.1] * 40 + [5.0] * 20 + [0.0] * 140)
+    X, _, trainer, unit_count = _adaptation_with_offsets(monkeypatch, [0.1] * 40 + [5.0] * 20 + [0.0] * 190)
     records = []
     error = unit_count._adapt(trainer, X, X, 3, None, [], records.append)
     assert [round(record.reconstruction_error, 1) for record in records] == [0.1, 0.1, 5.0, 0.0, 0.0]
@@ -623,3 +623,5 @@ def test_a_spike_goes_on_from_the_best_record_at_a_lower_peak(monkeypatch):
     assert error < 0.01
     unit_count._adapt(trainer, X, X, 3, None, [], None)
     assert peaks[2] == (1e-2, 100)
+    unit_count._adapt(trainer, X, X, 3, None, [], None, 50, 3e-3)  # a closing adaptation's steps and peak
+    assert peaks[3] == (3e-3, 50)
