@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import AUTO_STEPS_PER_EPOCH, _BaseDAM
 from ._graph_embedding import isomap_coordinates
 from ._likelihood import code_statistics, laplace_log_likelihood
+from ._statistics import linear_errors
 from ._unit_search import AdaptedUnitCount
 
 #: Adapting the network to one count more or fewer (see AdaptedUnitCount), as
@@ -326,11 +327,11 @@ class DAMAutoencoder(_BaseDAM):
         # A linear model gets its axes from the warm start's EM; hiding serves the perceptron.
         return MISSING_HIDDEN_SHARE if self._hidden_layer_sizes() else 0.0
 
-    def _unit_count(self, linear_errors, search):
+    def _unit_count(self, axes, search):
         if not self._hidden_layer_sizes():
-            return super()._unit_count(linear_errors, search)  # linear: PCA's errors are exact
+            return super()._unit_count(axes, search)  # linear: PCA's errors are exact
         return AdaptedUnitCount(
-            linear_errors,
+            linear_errors(axes),
             search=search,
             max_epochs=self.max_iter,
             steps=ADAPTATION_STEPS,
@@ -343,6 +344,7 @@ class DAMAutoencoder(_BaseDAM):
             steps_per_record=AUTO_STEPS_PER_EPOCH,
             graph_coordinates=isomap_coordinates,
             graph_steps=GRAPH_STEPS,
+            linear_directions=axes.directions,
         )
 
     def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):

@@ -23,7 +23,7 @@ from ._input import check_float32_range, check_observed, check_spread
 from ._persistence import ArrayStateMixin
 from ._progress import epoch_progress
 from ._runtime import as_tensor, intra_op_threads, resolve_device, training_matmul_dtype, training_threads
-from ._statistics import bottleneck_axes
+from ._statistics import bottleneck_axes, linear_errors
 from ._transform import ReconstructionMixin
 from ._unit_search import LinearUnitCount
 from ._training import (
@@ -90,9 +90,9 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         """Share of the entries hidden from the encoder per step when X has holes."""
         return 0.0
 
-    def _unit_count(self, linear_errors, search):
+    def _unit_count(self, axes, search):
         """The step that checks the count against the rule once the gates settle."""
-        return LinearUnitCount(linear_errors, search=search)
+        return LinearUnitCount(linear_errors(axes), search=search)
 
     def _settle_module(self, module, axes):
         """Adjust the module once ``fit`` has settled (nothing by default)."""
@@ -212,7 +212,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                     if on_epoch_end is not None:
                         on_epoch_end(record)
                     return TrainingResult(trainer.last_good_state, [record], STOP_PARTIAL_FIT, unit_errors={0: 1.0})
-                unit_count = self._unit_count(1.0 - np.cumsum(axes.variance_shares), search=self.n_components == "auto")
+                unit_count = self._unit_count(axes, search=self.n_components == "auto")
                 result = train_until_settled(
                     trainer,
                     X_train,

@@ -156,6 +156,11 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
     return PrincipalAxes(mean, spread, directions, np.clip(shares[:n_directions], 0.0, 1.0), covariance)
 
 
+def linear_errors(axes):
+    """Share of the variance the top ``k`` of ``axes`` leave unexplained, at index ``k - 1``: PCA's errors."""
+    return 1.0 - np.cumsum(axes.variance_shares)
+
+
 def _top_axes(centred, n_directions, random_state):
     """Top principal axes of complete, centred data (sampled rows) and their variance shares."""
     n_samples = centred.shape[0]

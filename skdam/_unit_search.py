@@ -195,11 +195,16 @@ class AdaptedUnitCount:
     closing_peak_learning_rate : float, default=None
         Peak of the schedule of the adaptations where the network is already ahead
         of PCA (``closing_steps`` long); None: ``peak_learning_rate``.
+    linear_directions : array-like of shape (n_directions, n_features), default=None
+        The principal axes behind ``linear_errors``, strongest first: a network that
+        ends a check behind their projection on as many units becomes it
+        (:meth:`_at_least_linear`). None: it stands as trained.
     """
 
     def __init__(
         self, linear_errors, *, search, max_epochs, steps, closing_steps, batch_size, peak_learning_rate, check_step,
         projection_factor, steps_per_record, graph_coordinates=None, graph_steps=0, closing_peak_learning_rate=None,
+        linear_directions=None,
     ):  # fmt: skip
         self.linear_errors = [float(error) for error in linear_errors]
         self.max_epochs = max_epochs
@@ -214,6 +219,7 @@ class AdaptedUnitCount:
         self.graph_coordinates = graph_coordinates
         self.graph_steps = graph_steps
         self.closing_peak_learning_rate = closing_peak_learning_rate or peak_learning_rate
+        self.linear_directions = None if linear_directions is None else torch.as_tensor(linear_directions)
         self.errors = {0: 1.0}
         #: Whether the budget ran out before a move or check the rule asked for.
         self.count_unchecked = False
@@ -255,7 +261,7 @@ class AdaptedUnitCount:
             count, state = last_free_closure
             module.load_state_dict(state)
             error = self._error(trainer, judged)
-        self.errors[count] = error  # on every judged row, as adapted errors are
+        self.errors[count] = self._at_least_linear(trainer, judged, count, error)  # on every judged row, as adapted errors are
         self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, baseline_adapted=False)
 
     def _adapt_fixed_count(self, trainer, X_train, judged, count, history, on_epoch_end):
@@ -654,7 +660,41 @@ class AdaptedUnitCount:
             module.eval()
         if best_record < last_record:
             module.load_state_dict(best_state)
-        return self._error(trainer, judged)
+        return self._at_least_linear(trainer, judged, count, self._error(trainer, judged))
+
+    def _at_least_linear(self, trainer, rows, count, error):
+        """Leave the network on ``count`` units no worse on ``rows`` than PCA's projection; its error.
+
+        ``error`` is the network's on ``rows``. With its perceptron's residual at
+        zero and the principal axes on its linear path, the network is that
+        projection, so its error adapted to ``count`` units is at most the
+        projection's: one that ends behind it (an adaptation from a network whose
+        perceptron pulls the code off a flat manifold, a settled count that never
+        adapted) is measured short of adapting, and becomes the projection, as an
+        adaptation keeps its best iterate. Rows with missing entries keep the
+        network: their projection needs the EM's fill.
+        """
+        if self.linear_directions is None or trainer.settings.missing_values or count > self.linear_directions.shape[0]:
+            return error
+        module = trainer.module
+        directions = self.linear_directions[:count].to(device=rows.device, dtype=rows.dtype)
+        if _projection_error(module, rows, directions, trainer.settings.batch_size) >= error:
+            return error
+        module.set_open_count(count)
+        module.set_linear_path(directions)
+        module.reset_perceptron(trainer.generator)
+        return self._error(trainer, rows)
+
+
+@torch.no_grad()
+def _projection_error(module, X, directions, batch_size):
+    """Mean squared error of ``X``'s rows, normalised by ``module``, projected on the orthonormal ``directions``."""
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[0], batch_size):
+        rows = module.normalize(X[start : start + batch_size])
+        residual = rows - (rows @ directions.T) @ directions
+        total += residual.square().sum(dtype=torch.float64)
+    return float(total / max(X.numel(), 1))
 
 
 def _one_cycle(network, peak, steps):

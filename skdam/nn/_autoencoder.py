@@ -159,7 +159,7 @@ class GatedAutoencoder(nn.Module):
             Orthonormal rows in normalised units, strongest first; ``n_directions``
             is at most ``bottleneck_width``.
         """
-        directions = torch.as_tensor(directions, dtype=self.encoder_linear.weight.dtype)
+        directions = torch.as_tensor(directions, dtype=self.encoder_linear.weight.dtype, device=self.encoder_linear.weight.device)
         n_directions = directions.shape[0]
         units = torch.arange(self.bottleneck_width - 1, self.bottleneck_width - 1 - n_directions, -1)
         gate_values = self.gate.gate_values()[units]
