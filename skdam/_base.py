@@ -162,7 +162,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         missing_values = check_observed(X, type(self).__name__, every_feature=not continuing)
         device = resolve_device(self.device)
         trainer = getattr(self, "_trainer", None) if incremental else None  # partial_fit goes on
-        axes, history, X_validation = None, [], None
+        axes, history, X_validation, unit_count = None, [], None, None
         if trainer is not None:
             history = self._history()
             with_settings(trainer, missing_values=missing_values, hidden_share=self._hidden_share() if missing_values else 0.0)
@@ -175,10 +175,16 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 held_out = self._holds_rows_out(X.shape[0], missing_values) and not incremental
                 X, X_validation = self._split_validation(X, random_state) if held_out else (X, None)
                 module, axes = self._build_module(X, random_state, generator, incremental, missing_values)
-            trainer = GateTrainer(module, self._training_settings(module, X.shape[0], device, missing_values), generator)
+            if not incremental:
+                unit_count = self._unit_count(axes, search=self.n_components == "auto")
+            # An integer n_components: beta follows a schedule to exactly k gates,
+            # unless the unit search after training closes units to k itself.
+            scheduled_pruning = self.n_components != "auto" and not getattr(unit_count, "closes_to_fixed_count", False)
+            settings = self._training_settings(module, X.shape[0], device, missing_values, scheduled_pruning)
+            trainer = GateTrainer(module, settings, generator)
             trainer.epochs_run = len(history)
         trainer.to(device)
-        result = self._train(trainer, X, X_validation, axes, incremental, device)
+        result = self._train(trainer, X, X_validation, unit_count, device)
         module = trainer.module.eval()
         if not incremental:
             self._settle_module(module, axes)
@@ -200,8 +206,9 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             self._warn_about(result, trainer, axes, widest=min(X.shape))
         return self
 
-    def _train(self, trainer, X, X_validation, axes, incremental, device):
-        """Run the epochs: one for ``partial_fit``, until settled for ``fit``."""
+    def _train(self, trainer, X, X_validation, unit_count, device):
+        """Run the epochs: one for ``partial_fit`` (no ``unit_count``), until settled for ``fit``."""
+        incremental = unit_count is None
         threads = training_threads(trainer.module, trainer.settings.batch_size, device)
         name = type(self).__name__
         try:
@@ -212,7 +219,6 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                     if on_epoch_end is not None:
                         on_epoch_end(record)
                     return TrainingResult(trainer.last_good_state, [record], STOP_PARTIAL_FIT, unit_errors={0: 1.0})
-                unit_count = self._unit_count(axes, search=self.n_components == "auto")
                 result = train_until_settled(
                     trainer,
                     X_train,
@@ -312,7 +318,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         module.set_linear_path(axes.directions)
         return module, axes
 
-    def _training_settings(self, module, n_samples, device, missing_values=False):
+    def _training_settings(self, module, n_samples, device, missing_values=False, scheduled_pruning=False):
         if self._min_open > module.bottleneck_width:
             raise ValueError(
                 f"n_components={self._min_open} is larger than the fitted bottleneck's "
@@ -329,8 +335,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             learning_rate=self.learning_rate_init,
             gate_learning_rate=GATE_LEARNING_RATE,
             min_open=self._min_open,
-            # An integer n_components: beta follows a schedule to exactly k gates.
-            scheduled_pruning=self.n_components != "auto",
+            scheduled_pruning=scheduled_pruning,
             matmul_dtype=training_matmul_dtype(self.mixed_precision, module, batch_size, device),
             missing_values=missing_values,
             hidden_share=self._hidden_share() if missing_values else 0.0,

@@ -91,6 +91,8 @@ class LinearUnitCount:
 
     #: A closed form needs no budget: the count is always checked.
     count_unchecked = False
+    #: A fixed count is kept as training pruned to it: the closed form needs no path.
+    closes_to_fixed_count = False
 
     def __init__(self, linear_errors, *, search):
         self.errors = {0: 1.0, **{k: float(error) for k, error in enumerate(linear_errors, start=1)}}
@@ -201,6 +203,10 @@ class AdaptedUnitCount:
         (:meth:`_at_least_linear`). None: it stands as trained.
     """
 
+    #: A fixed count is reached as a search's count is: the gates settle no lower,
+    #: and units close one at a time after (:meth:`_close_to_fixed_count`).
+    closes_to_fixed_count = True
+
     def __init__(
         self, linear_errors, *, search, max_epochs, steps, closing_steps, batch_size, peak_learning_rate, check_step,
         projection_factor, steps_per_record, graph_coordinates=None, graph_steps=0, closing_peak_learning_rate=None,
@@ -221,6 +227,9 @@ class AdaptedUnitCount:
         self.closing_peak_learning_rate = closing_peak_learning_rate or peak_learning_rate
         self.linear_directions = None if linear_directions is None else torch.as_tensor(linear_directions)
         self.errors = {0: 1.0}
+        #: The last closure the search rejected from the network it stands at:
+        #: ``(count, network, error)``, kept for a fixed count below it.
+        self._rejected_closure = None
         #: Whether the budget ran out before a move or check the rule asked for.
         self.count_unchecked = False
 
@@ -231,15 +240,33 @@ class AdaptedUnitCount:
         return True
 
     def _check_count(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
-        """Leave the network at the count the rule keeps; the errors measured go into ``errors``."""
-        module, alpha = trainer.module, trainer.settings.alpha
+        """Leave the network at the count the rule keeps, or the count fixed; the errors measured go into ``errors``.
+
+        A fixed count that training settled on adapts to it (:meth:`_adapt_fixed_count`);
+        one below where the gates settled is reached by the search, which never goes
+        below it, and closures after (:meth:`_close_to_fixed_count`).
+        """
+        module = trainer.module
         # The training rows, as PCA's explained_variance_ratio_ is of the training
         # data; the validation rows with early_stopping.
         judged = X_train if X_validation is None else X_validation
-        count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
-        if not self.search:
+        count, lowest = module.gate.n_open(), trainer.settings.min_open
+        if not self.search and count == lowest:
             self._adapt_fixed_count(trainer, X_train, judged, count, history, on_epoch_end)
             return
+        self._rejected_closure = None
+        moves = self._search(trainer, X_train, judged, last_record, history, on_epoch_end)
+        if not self.search:
+            self._close_to_fixed_count(trainer, X_train, lowest, moves, history, on_epoch_end)
+
+    def _search(self, trainer, X_train, judged, last_record, history, on_epoch_end):
+        """Move the network to the count the rule keeps, never below ``min_open``.
+
+        Returns how its moves adapted: the rows judged, the steps and peak of an
+        adaptation, and whether a rejected closure is retried from a graph start.
+        """
+        module, alpha = trainer.module, trainer.settings.alpha
+        count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
         settled, error = count, last_record.monitored_error
         count, closed_error, last_free_closure = self._close_units_worth_nothing(
             trainer, judged[:CHECK_ROWS], count, lowest, history, on_epoch_end
@@ -251,7 +278,7 @@ class AdaptedUnitCount:
             error = self._error(trainer, judged)
         if not self._may_be_wrong(error, count, alpha):
             self._close_adapting(trainer, X_train, judged[:CHECK_ROWS], count, lowest, highest, history, on_epoch_end)
-            return
+            return judged[:CHECK_ROWS], *self._closing, False
         if last_free_closure is not None:
             # The free closures' bound holds where the network had adapted to the
             # count it closed from, as a settled network has not: the last, the
@@ -263,6 +290,45 @@ class AdaptedUnitCount:
             error = self._error(trainer, judged)
         self.errors[count] = self._at_least_linear(trainer, judged, count, error)  # on every judged row, as adapted errors are
         self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, baseline_adapted=False)
+        return judged, None, None, True
+
+    def _close_to_fixed_count(self, trainer, X_train, fixed, moves, history, on_epoch_end):
+        """Close units one at a time, from where the search stopped, down to the count fixed.
+
+        Each closure adapts as the search's moves did (``moves``, from
+        :meth:`_search`), a rejected one retried from a graph start where the search
+        retries them (the retry standing where it does better): the count's network
+        and its entry in ``errors`` are then what a search that closed to it reaches.
+        A closure the search tried from this network and rejected is taken as it
+        ended, so that the curve of a search that kept one unit more reports exactly
+        what this fit reaches. With the budget spent, the rest close without adapting.
+        """
+        module, alpha = trainer.module, trainer.settings.alpha
+        rows, steps, peak, retry_closures = moves
+        count = module.gate.n_open()
+        while count > fixed:
+            if self._rejected_closure is not None and self._rejected_closure[0] == count - 1:
+                _, state, error = self._rejected_closure
+                module.load_state_dict(state)
+            else:
+                start = snapshot(module)
+                error = self._adapt(trainer, X_train, rows, count - 1, None, history, on_epoch_end, steps, peak)
+                if error is None:
+                    self.count_unchecked = True
+                    module.set_open_count(fixed)
+                    self.errors[fixed] = self._error(trainer, rows)
+                    return
+                if not math.isfinite(error):  # diverged: the closure without training
+                    module.load_state_dict(start)
+                    module.set_open_count(count - 1)
+                    error = self._error(trainer, rows)
+                elif retry_closures and error - self.errors.get(count, math.inf) > alpha:
+                    error = self._retry_from_graph_start(
+                        trainer, X_train, rows, count - 1, start, error, error, history, on_epoch_end, steps
+                    )
+            self._rejected_closure = None
+            count -= 1
+            self.errors[count] = error
 
     def _adapt_fixed_count(self, trainer, X_train, judged, count, history, on_epoch_end):
         """Adapt the network to the count the user fixed, for as long as a search's move.
@@ -340,9 +406,12 @@ class AdaptedUnitCount:
                 error = min(error, self.errors[count])
             self.errors[neighbour] = error
             if count_by_rule(self.errors, alpha, count, lowest, highest)[0] != neighbour:
+                if not self.search and neighbour < count and math.isfinite(error):
+                    self._rejected_closure = (neighbour, snapshot(module), error)  # where a fixed count goes on
                 module.load_state_dict(start)
             else:
                 count, last_move, baseline_adapted = neighbour, (count, start), True
+                self._rejected_closure = None
 
     def _passes_only_as_favoured(self, count, neighbour, error, alpha):
         """Whether the move to ``neighbour`` passes the rule, and a lower error at ``count`` could fail it.
@@ -565,6 +634,7 @@ class AdaptedUnitCount:
             self.errors[previous] = error  # trained as long as the count's: the curve's point
             pair = {count: self.errors[count], previous: error}
             if count_by_rule(pair, alpha, count, min(count, previous), max(count, previous))[0] == previous:
+                self._rejected_closure = None  # tried from the network now left behind
                 return previous
         module.load_state_dict(moved)
         return count

@@ -76,6 +76,16 @@ def test_autoencoder_beats_pca_on_curved_data(fitted_autoencoder, curved_data):
     assert np.mean((reconstruction - curved_data) ** 2) < pca_error
 
 
+def test_a_fixed_count_below_the_found_one_reaches_what_the_curve_reports(fitted_autoencoder, curved_data):
+    # Fixed below the count found, the fit takes the search's path and then its rejected
+    # closure: it reaches exactly the curve's entry.
+    k = fitted_autoencoder.n_components_ - 1
+    fixed = DAMAutoencoder(n_components=k, hidden_layer_sizes=(32,), random_state=0).fit(curved_data)
+    assert fixed.n_components_ == k >= 1
+    assert fixed.unexplained_variance_[k] == pytest.approx(fitted_autoencoder.unexplained_variance_[k], rel=1e-6)
+    assert 1 - fixed.r2_score(curved_data) == pytest.approx(fixed.unexplained_variance_[k], rel=1e-3, abs=1e-6)
+
+
 @pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
 def test_integer_n_components_prunes_to_exactly_k(Estimator, low_rank_data):
     estimator = Estimator(n_components=2, random_state=0).fit(low_rank_data)

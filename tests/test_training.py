@@ -8,6 +8,7 @@ import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
 from skdam import _unit_search
+from skdam._statistics import principal_axes
 from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor, reconstruction_error
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, capped_by_fewer_units, count_by_rule, readback_error
 from skdam.nn import GatedAutoencoder
@@ -138,11 +139,12 @@ def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
     assert (after[:, :2] == 0).all()
 
 
-def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200):
+def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200, linear_directions=None):
     """The search with short adaptations, as the tests below drive it."""
     return AdaptedUnitCount(
         linear_errors, search=search, max_epochs=max_epochs, steps=steps, closing_steps=50, batch_size=64,
         peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20, closing_peak_learning_rate=3e-3,
+        linear_directions=linear_directions,
     )  # fmt: skip
 
 
@@ -188,10 +190,11 @@ def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None):
+def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None, fixed=None):
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
     adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations).
-    ``retried_errors`` maps a count to the error a retry from a graph start returns."""
+    ``retried_errors`` maps a count to the error a retry from a graph start returns.
+    With ``fixed``, the count is fixed there (below the 6 the gates settled on)."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
@@ -201,7 +204,7 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
             return retried_errors[count]
 
         monkeypatch.setattr(AdaptedUnitCount, "_retry_from_graph_start", retry)
-    trainer = trainer_for(module)
+    trainer = trainer_for(module, min_open=fixed or 1)
     monkeypatch.setattr("skdam._unit_search.reconstruction_error", lambda module, *args: unadapted_errors[module.gate.n_open()])
     adaptations = []
 
@@ -212,7 +215,7 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
         return error.pop(0) if isinstance(error, list) else error
 
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
-    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=fixed is None)
     settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
     history = []
     unit_count(trainer, X, None, settled, history, None)
@@ -228,6 +231,30 @@ def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monk
     # Short ones at the lower peak, each from the last, and 5 again to confirm the last closure.
     assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}  # adapted errors only
+
+
+def test_a_fixed_count_below_the_search_s_goes_on_from_the_closure_it_rejected(monkeypatch):
+    # The search keeps 4, as above, rejecting the closure to 3; fixed at 2, the count
+    # takes that closure as it ended, then closes once more with a chain adaptation.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040, 2: 0.2}, fixed=2
+    )
+    assert module.gate.n_open() == 2
+    assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (2, 50, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040, 2: 0.2}
+
+
+def test_a_fixed_count_below_a_full_search_s_closes_as_its_moves_do(monkeypatch):
+    # The search keeps 5 after full adaptations, rejecting the closure to 4 even
+    # retried; fixed at 3, the count goes on from that closure and closes to 3 with a
+    # full adaptation, retried as the search's closures are, the retry standing.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {6: 0.390, 5: 0.395, 4: 0.9, 3: 0.95}, retried_errors={4: 0.9, 3: 0.92},
+        fixed=3,
+    )  # fmt: skip
+    assert module.gate.n_open() == 3
+    assert adaptations == [(5, None), (6, None), (4, None), (4, "retry"), (3, None), (3, "retry")]
+    assert unit_count.errors == {0: 1.0, 6: 0.390, 5: 0.395, 4: 0.9, 3: 0.92}
 
 
 def test_the_last_closure_is_judged_again_with_both_counts_trained_alike(monkeypatch):
@@ -546,7 +573,7 @@ def test_a_fixed_count_at_pca_s_error_is_tried_from_a_graph_start_too(monkeypatc
     monkeypatch.setattr(AdaptedUnitCount, "_retry_from_graph_start", retry)
     unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=False)
     settled = EpochRecord(epoch=0, loss=0.54, reconstruction_error=0.5, validation_error=None, n_open=4, beta=0.0, learning_rate=1e-3)
-    unit_count(trainer_for(module), X, None, settled, [], None)
+    unit_count(trainer_for(module, min_open=4), X, None, settled, [], None)  # settled at the count fixed
     assert calls == [(4, 0.40, 0.40)]  # after the first adaptation, judged against it
     assert unit_count.errors == {0: 1.0, 4: kept} and module.gate.n_open() == 4
 
@@ -569,9 +596,30 @@ def test_a_fixed_count_ahead_of_pca_adapts_as_long_as_a_search_s_move(monkeypatc
     monkeypatch.setattr(AdaptedUnitCount, "_retry_from_graph_start", lambda *args: pytest.fail("no retry ahead of PCA"))
     unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=False)
     settled = EpochRecord(epoch=0, loss=0.14, reconstruction_error=0.1, validation_error=None, n_open=4, beta=0.0, learning_rate=1e-3)
-    unit_count(trainer_for(module), X, None, settled, [], None)
+    unit_count(trainer_for(module, min_open=4), X, None, settled, [], None)  # settled at the count fixed
     assert adaptations == [(4, None, None)]  # the full steps, no early stop
     assert unit_count.errors == {0: 1.0, 4: 0.05} and module.gate.n_open() == 4
+
+
+def test_a_network_behind_pca_on_its_count_becomes_pca_s_projection():
+    # Rank-3 data, which PCA's 3 axes reconstruct exactly, and a perceptron whose
+    # residual pulls the code off it: at 3 units the network becomes the projection;
+    # at 2, where it does better than PCA's, it stands.
+    X = _linear_data(n_samples=200, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
+    with torch.no_grad():
+        for residual in (module.encoder_residual, module.decoder_residual):
+            residual[-1].weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
+    directions = principal_axes(X.numpy().astype(np.float64), 3, np.random.RandomState(0)).directions
+    unit_count, trainer = _adapted_unit_count(linear_errors, linear_directions=directions), trainer_for(module)
+    module.set_open_count(3)
+    behind = unit_count._error(trainer, X)
+    assert behind > 0.01
+    assert unit_count._at_least_linear(trainer, X, 3, behind) < 1e-6
+    assert module.gate.n_open() == 3 and unit_count._error(trainer, X) < 1e-6
+    before = _state(module)
+    assert unit_count._at_least_linear(trainer, X, 2, 0.0) == 0.0
+    assert all(torch.equal(before[name], tensor) for name, tensor in module.state_dict().items())
 
 
 def _adaptation_with_offsets(monkeypatch, step_offsets):
