@@ -73,8 +73,10 @@ class DAMAutoencoder(_BaseDAM):
     Parameters
     ----------
     n_components : "auto" or int, default="auto"
-        ``"auto"`` discovers the dimension; an int ``k`` prunes until exactly ``k``
-        gates remain.
+        ``"auto"`` discovers the dimension; an int ``k`` keeps exactly ``k``
+        units, reached along the search's path: training and the unit search
+        never go below ``k``, then units close one at a time down to it, each after
+        the network adapts (see Notes).
     hidden_layer_sizes : tuple of int, default=(128, 128)
         Hidden widths of the encoder's perceptron; the decoder mirrors them.
     activation : {"relu", "elu", "tanh", "logistic"}, default="tanh"
@@ -157,7 +159,9 @@ class DAMAutoencoder(_BaseDAM):
         gains, ``unexplained_variance_[k - 1] - unexplained_variance_[k]``, fall to
         ``alpha`` or below. Another ``alpha`` can be read off it where it was
         measured, but the network is adapted to ``n_components_`` units only:
-        another count needs a refit, for example with ``n_components=k``.
+        another count needs a refit, for example with ``n_components=k``. No entry
+        exceeds what PCA's projection on as many units leaves either: the network
+        can be that projection, and one that ended a check behind it became it.
     noise_variance_ : float
         Squared reconstruction error per direction left out, on the training rows:
         the isotropic noise of the likelihood behind ``score``.
@@ -226,10 +230,15 @@ class DAMAutoencoder(_BaseDAM):
     rows, read back from their nearest neighbours in those coordinates, leave less than
     the first try did; where the code learned is then ahead of the first try, it adapts
     for the other 1500 steps of an adaptation, and it stands where it passes the rule on
-    rows it never trained on. A fixed ``n_components`` gets the same retry where the
-    count is checked at all (its network within ``alpha`` of PCA's, or beaten by it),
-    and keeps it where it does better than the first adaptation; it adapts for a full
-    adaptation's 3000 steps whatever its network, as a search's count would have. Errors
+    rows it never trained on. A network that ends a check behind PCA's projection on
+    as many units becomes that projection (its perceptron at zero, the principal axes
+    on its linear path), which it can always be. A fixed ``n_components=k`` takes the
+    search's path: the gates settle no lower than ``k``, the search moves by the rule
+    no lower, and units close one at a time down to ``k``, each adapted as the search's
+    moves are (a closure the search already tried from that network is taken as it
+    ended). Where the gates settle on ``k`` itself, the network adapts for a full
+    adaptation's 3000 steps whatever its network, with the retry where it is within
+    ``alpha`` of PCA's or beaten by it, kept where it does better. Errors
     are judged on the held-out rows where ``early_stopping_`` (from about 1000 rows by
     default), else on the training rows, as PCA's ``explained_variance_ratio_`` is. An
     opening move that, after 1000 steps, cannot gain ``alpha`` at the rate its error

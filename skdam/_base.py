@@ -397,6 +397,13 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
                 ConvergenceWarning,
             )
         if self.n_components != "auto":
+            if result.count_unchecked:
+                warnings.warn(
+                    f"{name} spent its max_iter={self.max_iter} epochs before its network adapted "
+                    f"to n_components={self.n_components}: units closed, or the count stands, "
+                    "without adapting. Raise max_iter.",
+                    ConvergenceWarning,
+                )
             return
         if result.count_unchecked:
             warnings.warn(

@@ -347,6 +347,7 @@ class AdaptedUnitCount:
         may_be_wrong = self._may_be_wrong(error, count, trainer.settings.alpha)
         start = snapshot(module)
         adapted = self._adapt(trainer, X_train, judged, count, None, history, on_epoch_end)
+        self.count_unchecked = adapted is None
         if adapted is not None and adapted < error:
             error = adapted
         else:  # adapting did not help, diverged or had no budget left

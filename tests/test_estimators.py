@@ -116,6 +116,17 @@ def test_a_count_the_budget_left_unchecked_warns():
     assert estimator.n_components_ == estimator.n_components_curve_[-1]
 
 
+def test_a_fixed_count_the_budget_cannot_adapt_to_is_kept_and_warns():
+    # Fixed at 1, the Swiss roll's 3 settled units must close to it; 30 epochs pay for
+    # no adaptation, so they close without one, and the fit says so.
+    from sklearn.datasets import make_swiss_roll
+
+    X = make_swiss_roll(500, random_state=0)[0]
+    with pytest.warns(ConvergenceWarning, match="before its network adapted to n_components=1"):
+        estimator = DAMAutoencoder(n_components=1, max_iter=30, random_state=0).fit(X)
+    assert estimator.n_components_ == 1 and estimator.transform(X).shape == (500, 1)
+
+
 @pytest.mark.parametrize("Estimator", [DAMEmbedding, DAMAutoencoder])
 def test_fit_transform_equals_fit_then_transform(Estimator, low_rank_data):
     first = Estimator(random_state=1).fit_transform(low_rank_data)
