@@ -161,7 +161,7 @@ class DAMAutoencoder(_BaseDAM):
         measured, but the network is adapted to ``n_components_`` units only:
         another count needs a refit, for example with ``n_components=k``. No entry
         exceeds what PCA's projection on as many units leaves either: the network
-        can be that projection, and one that ended a check behind it became it.
+        can be that projection, and one that ended the fit behind it became it.
     noise_variance_ : float
         Squared reconstruction error per direction left out, on the training rows:
         the isotropic noise of the likelihood behind ``score``.
@@ -230,9 +230,10 @@ class DAMAutoencoder(_BaseDAM):
     rows, read back from their nearest neighbours in those coordinates, leave less than
     the first try did; where the code learned is then ahead of the first try, it adapts
     for the other 1500 steps of an adaptation, and it stands where it passes the rule on
-    rows it never trained on. A network that ends a check behind PCA's projection on
-    as many units becomes that projection (its perceptron at zero, the principal axes
-    on its linear path), which it can always be. A fixed ``n_components=k`` takes the
+    rows it never trained on. No error measured is taken above PCA's with as many units,
+    which the network can always reach (its perceptron at zero, the principal axes on
+    its linear path); once the count is decided, a network behind it becomes that
+    projection. A fixed ``n_components=k`` takes the
     search's path: the gates settle no lower than ``k``, the search moves by the rule
     no lower, and units close one at a time down to ``k``, each adapted as the search's
     moves are (a closure the search already tried from that network is taken as it

@@ -601,10 +601,11 @@ def test_a_fixed_count_ahead_of_pca_adapts_as_long_as_a_search_s_move(monkeypatc
     assert unit_count.errors == {0: 1.0, 4: 0.05} and module.gate.n_open() == 4
 
 
-def test_a_network_behind_pca_on_its_count_becomes_pca_s_projection():
+def test_no_error_and_no_network_left_behind_pca_on_as_many_units(monkeypatch):
     # Rank-3 data, which PCA's 3 axes reconstruct exactly, and a perceptron whose
-    # residual pulls the code off it: at 3 units the network becomes the projection;
-    # at 2, where it does better than PCA's, it stands.
+    # residual pulls the code off it: at 3 units the error is bounded by the
+    # projection's while the network stands, and once decided the network becomes the
+    # projection; at 2, where it does better than PCA, it stands.
     X = _linear_data(n_samples=200, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     with torch.no_grad():
@@ -613,13 +614,19 @@ def test_a_network_behind_pca_on_its_count_becomes_pca_s_projection():
     directions = principal_axes(X.numpy().astype(np.float64), 3, np.random.RandomState(0)).directions
     unit_count, trainer = _adapted_unit_count(linear_errors, linear_directions=directions), trainer_for(module)
     module.set_open_count(3)
-    behind = unit_count._error(trainer, X)
+    behind, before = unit_count._error(trainer, X), _state(module)
     assert behind > 0.01
-    assert unit_count._at_least_linear(trainer, X, 3, behind) < 1e-6
-    assert module.gate.n_open() == 3 and unit_count._error(trainer, X) < 1e-6
-    before = _state(module)
-    assert unit_count._at_least_linear(trainer, X, 2, 0.0) == 0.0
+    assert unit_count._bounded_by_linear(trainer, X, 3, behind) < 1e-6
     assert all(torch.equal(before[name], tensor) for name, tensor in module.state_dict().items())
+    unit_count.errors[3] = behind
+    unit_count._no_worse_than_linear(trainer, X)
+    assert module.gate.n_open() == 3 and unit_count._error(trainer, X) < 1e-6 and unit_count.errors[3] < 1e-6
+    assert unit_count._bounded_by_linear(trainer, X, 2, 0.0) == 0.0
+    module.set_open_count(2)
+    ahead = _state(module)
+    monkeypatch.setattr(unit_count, "_linear_error", lambda *args: 1.0)  # PCA far behind the network
+    unit_count._no_worse_than_linear(trainer, X)
+    assert all(torch.equal(ahead[name], tensor) for name, tensor in module.state_dict().items())
 
 
 def _adaptation_with_offsets(monkeypatch, step_offsets):
