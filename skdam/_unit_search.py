@@ -167,8 +167,8 @@ class AdaptedUnitCount:
         What the best linear projection on ``k`` units leaves unexplained, at index
         ``k - 1``.
     search : bool
-        Move the count by the rule (``n_components="auto"``), or only adapt the
-        network to the count it has.
+        Move the count by the rule (``n_components="auto"``), or end at the count
+        fixed, the trainer's ``min_open`` (:meth:`_check_count`).
     max_epochs : int
         The fit's budget, which the adaptations share with the epochs before.
     steps : int
