@@ -233,13 +233,13 @@ class DAMAutoencoder(_BaseDAM):
     rows it never trained on. No error measured is taken above PCA's with as many units,
     which the network can always reach (its perceptron at zero, the principal axes on
     its linear path); once the count is decided, a network behind it becomes that
-    projection. A fixed ``n_components=k`` takes the
-    search's path: the gates settle no lower than ``k``, the search moves by the rule
-    no lower, and units close one at a time down to ``k``, each adapted as the search's
-    moves are (a closure the search already tried from that network is taken as it
-    ended). Where the gates settle on ``k`` itself, the network adapts for a full
-    adaptation's 3000 steps whatever its network, with the retry where it is within
-    ``alpha`` of PCA's or beaten by it, kept where it does better. Errors
+    projection. A fixed ``n_components=k`` takes the search's path: the gates settle
+    no lower than ``k``, the search moves by the rule no lower, and units close one at
+    a time down to ``k``, each adapted as the search's moves are (a closure the search
+    already tried from that network is taken as it ended). Where the gates settle on
+    ``k`` itself, the network adapts for a full adaptation's 3000 steps whatever its
+    network, with the retry where it is within ``alpha`` of PCA's or beaten by it,
+    kept where it does better. Errors
     are judged on the held-out rows where ``early_stopping_`` (from about 1000 rows by
     default), else on the training rows, as PCA's ``explained_variance_ratio_`` is. An
     opening move that, after 1000 steps, cannot gain ``alpha`` at the rate its error
