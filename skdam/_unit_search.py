@@ -256,7 +256,6 @@ class AdaptedUnitCount:
         if not self.search and count == lowest:
             self._adapt_fixed_count(trainer, X_train, judged, count, history, on_epoch_end)
             return
-        self._rejected_closure = None
         moves = self._search(trainer, X_train, judged, last_record, history, on_epoch_end)
         if not self.search:
             self._close_to_fixed_count(trainer, X_train, lowest, moves, history, on_epoch_end)
