@@ -99,8 +99,9 @@ class DAMAutoencoder(_BaseDAM):
         (one adaptation is 60): a count that the budget leaves unchecked stands,
         with a ``ConvergenceWarning``.
     batch_size : int or "auto", default="auto"
-        Rows per mini-batch; ``"auto"`` aims at 50 steps per epoch within
-        ``[32, 65536]`` rows.
+        Rows per mini-batch. ``"auto"``: 50 steps per epoch, of ``[32, 256]``
+        rows; past 12800 rows an epoch trains on 12800 of them, freshly shuffled
+        (``partial_fit`` on its whole chunk). An int: an epoch is a full pass.
     learning_rate_init : float, default=3e-3
         Adam step size of the weights.
     tol : float, default=1e-2

@@ -41,16 +41,20 @@ from .nn import GatedAutoencoder
 #: Adam step of the gate's beta. One unit spacing is 5 / width, so this closes
 #: about one gate per step at width 64 and lets the network keep pace.
 GATE_LEARNING_RATE = 0.02
-#: Steps per epoch that batch_size="auto" aims at, and its bounds. With the same
-#: number of steps per epoch whatever the number of rows, the gates see the same
+#: Steps per epoch with batch_size="auto", and the bounds of its batch size. With the
+#: same number of steps per epoch whatever the number of rows, the gates see the same
 #: number of steps before the stopping rule looks, so the dimension found does not
-#: depend on N (docs/benchmarks.md, "Scaling").
+#: depend on N (docs/benchmarks.md, "Scaling"). Past 50 batches of the largest size
+#: (12800 rows), an epoch trains on that many rows of a fresh shuffle, not on all of
+#: them: the unit search already steps with 256 rows, and on Fashion-MNIST's 60000
+#: the gates settle after as many epochs as with full passes of 1200-row batches, at
+#: a fifth of the cost (docs/benchmarks.md, "An epoch of 50 steps").
 AUTO_STEPS_PER_EPOCH = 50
+AUTO_BATCH_SIZE_BOUNDS = (32, 256)
 #: ``early_stopping="auto"`` holds rows out where the held-out share is at least this
 #: many rows: a choice, not a measurement. Fewer make the held-out error that the rule
 #: compares with alpha noisy, and a small sample (iris's 150 rows) can spare none.
 AUTO_MIN_VALIDATION_ROWS = 100
-AUTO_BATCH_SIZE_BOUNDS = (32, 65536)
 #: stop_reason_ after partial_fit: one epoch per call, no stopping rule.
 STOP_PARTIAL_FIT = "partial_fit"
 
@@ -180,7 +184,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             # An integer n_components: beta follows a schedule to exactly k gates,
             # unless the unit search after training closes units to k itself.
             scheduled_pruning = self.n_components != "auto" and not getattr(unit_count, "closes_to_fixed_count", False)
-            settings = self._training_settings(module, X.shape[0], device, missing_values, scheduled_pruning)
+            settings = self._training_settings(module, X.shape[0], device, missing_values, scheduled_pruning, incremental)
             trainer = GateTrainer(module, settings, generator)
             trainer.epochs_run = len(history)
         trainer.to(device)
@@ -318,7 +322,9 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         module.set_linear_path(axes.directions)
         return module, axes
 
-    def _training_settings(self, module, n_samples, device, missing_values=False, scheduled_pruning=False):
+    def _training_settings(
+        self, module, n_samples, device, missing_values=False, scheduled_pruning=False, incremental=False
+    ):  # fmt: skip
         if self._min_open > module.bottleneck_width:
             raise ValueError(
                 f"n_components={self._min_open} is larger than the fitted bottleneck's "
@@ -339,6 +345,8 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             matmul_dtype=training_matmul_dtype(self.mixed_precision, module, batch_size, device),
             missing_values=missing_values,
             hidden_share=self._hidden_share() if missing_values else 0.0,
+            # partial_fit's epoch is its whole chunk, as documented.
+            epoch_steps=AUTO_STEPS_PER_EPOCH if self.batch_size == "auto" and not incremental else None,
         )
 
     def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):

@@ -62,8 +62,9 @@ class DAMEmbedding(_BaseDAM):
     max_iter : int, default=200
         Most epochs.
     batch_size : int or "auto", default="auto"
-        Rows per mini-batch. ``"auto"`` aims at 50 steps per epoch, within
-        ``[32, 65536]`` rows.
+        Rows per mini-batch. ``"auto"``: 50 steps per epoch, of ``[32, 256]``
+        rows; past 12800 rows an epoch trains on 12800 of them, freshly shuffled
+        (``partial_fit`` on its whole chunk). An int: an epoch is a full pass.
     learning_rate_init : float, default=1e-2
         Adam step size of the weights (the paper's for its linear experiment); the
         gate has its own fixed pace.

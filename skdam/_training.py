@@ -62,6 +62,9 @@ class TrainingSettings:
     missing_values : bool, default=False
         Whether the training data hold NaN: the loss then counts observed entries
         only, and the encoder reads each row filled (see :func:`batch_error`).
+    epoch_steps : int or None, default=None
+        Steps an epoch takes at most, each on fresh rows of a new shuffle; None: an
+        epoch is a full pass over the rows.
     hidden_share : float, default=0.0
         With ``missing_values``, the mean share of the entries hidden from the
         encoder at each training step (as if missing) while the loss still counts
@@ -81,6 +84,7 @@ class TrainingSettings:
     max_learning_rate_cuts: int = 6
     missing_values: bool = False
     hidden_share: float = 0.0
+    epoch_steps: int | None = None
 
     def __post_init__(self):
         if self.matmul_dtype not in MATMUL_DTYPES:
@@ -120,6 +124,13 @@ class TrainingResult:
     #: Whether ``max_epochs`` ran out before the after-settling step finished checking
     #: the count.
     count_unchecked: bool = False
+
+
+def epoch_rows(n_rows, settings):
+    """Rows one epoch trains on: all of them, or ``epoch_steps`` batches' worth."""
+    if settings.epoch_steps is None:
+        return n_rows
+    return min(n_rows, settings.epoch_steps * settings.batch_size)
 
 
 def snapshot(module):
@@ -250,17 +261,18 @@ class GateTrainer:
         return adam([{"params": network_parameters, "lr": network_rate}, {"params": [gate.beta], "lr": gate_rate}])
 
     def _one_pass(self, X_train, pruning):
-        """One shuffled pass; the summed per-row error, or None if the loss blew up."""
+        """One epoch's shuffled rows; their summed per-row error, or None if the loss blew up."""
         module, gate, settings = self.module, self.module.gate, self.settings
         learned_beta = pruning and not settings.scheduled_pruning
         gate_step = self.learning_rates[1]
         gate.beta.requires_grad_(learned_beta)
         permutation = torch.randperm(X_train.shape[0], generator=self.generator).to(X_train.device)
+        permutation = permutation[: epoch_rows(X_train.shape[0], settings)]
         error_sum = torch.zeros((), dtype=torch.float64, device=X_train.device)
         mixed_precision = torch.autocast(
             X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16"
         )
-        for start in range(0, X_train.shape[0], settings.batch_size):
+        for start in range(0, permutation.shape[0], settings.batch_size):
             batch = X_train[permutation[start : start + settings.batch_size]]
             hide = hidden_entries(batch, settings, self.generator)
             error = batch_error(module, batch, settings.missing_values, mixed_precision, hide)[0]
@@ -305,7 +317,7 @@ class GateTrainer:
             validation_error = reconstruction_error(
                 module, X_validation, self.settings.batch_size * 8, self.settings.missing_values
             )
-        train_error = float(error_sum) / X_train.shape[0]  # per-row-weighted batch means
+        train_error = float(error_sum) / epoch_rows(X_train.shape[0], self.settings)  # per-row-weighted batch means
         record = EpochRecord(
             epoch=self.epochs_run,
             loss=train_error + self.settings.alpha * self.soft_open_count(),
@@ -438,7 +450,7 @@ def train_until_settled(
         holding it.
     """
     settings, module = trainer.settings, trainer.module
-    steps_per_epoch = math.ceil(X_train.shape[0] / settings.batch_size)
+    steps_per_epoch = math.ceil(epoch_rows(X_train.shape[0], settings) / settings.batch_size)
     monitor = SettlingMonitor(tol, n_iter_no_change, beta_pace_per_epoch=settings.gate_learning_rate * steps_per_epoch)
     result = TrainingResult(state=trainer.last_good_state)
     keep_last = X_validation is None

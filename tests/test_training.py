@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from _trainers import train, trainer_for, training_settings, warm_started_module
-from skdam import _unit_search
+from skdam import _training, _unit_search
 from skdam._statistics import principal_axes
 from skdam._training import STOP_INTERRUPTED, EpochRecord, SettlingMonitor, reconstruction_error
 from skdam._unit_search import AdaptedUnitCount, LinearUnitCount, capped_by_fewer_units, count_by_rule, readback_error
@@ -62,6 +62,32 @@ def test_forward_equals_linear_path_plus_residual(hidden_layer_sizes, activation
     expected = module.decoder_linear(code) + module.decoder_residual(code)
     torch.testing.assert_close(module.encode_normalized(x), code)
     torch.testing.assert_close(module.decode_normalized(code), expected)
+
+
+@pytest.mark.parametrize("epoch_steps, expected_steps", [(None, 10), (3, 3), (20, 10)])
+def test_an_epoch_takes_at_most_its_steps_on_fresh_rows_of_each_shuffle(epoch_steps, expected_steps):
+    X = torch.as_tensor(_linear_data(n_samples=160), dtype=torch.float32)
+    module, _ = warm_started_module(X)
+    trainer = trainer_for(module, batch_size=16, epoch_steps=epoch_steps)
+    batches, errors = [], []
+    original_error = _training.batch_error
+
+    def recording_error(*args, **kwargs):
+        result = original_error(*args, **kwargs)
+        batches.append(args[1].clone())
+        errors.append(float(result[0]))
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_training, "batch_error", recording_error)
+        record = trainer.run_epoch(X)
+        trainer.run_epoch(X)
+    assert len(batches) == 2 * expected_steps
+    epochs = [torch.cat(batches[:expected_steps]), torch.cat(batches[expected_steps:])]
+    assert all(len(torch.unique(rows, dim=0)) == len(rows) == 16 * expected_steps for rows in epochs)  # no row twice
+    assert not torch.equal(epochs[0], epochs[1])  # each epoch shuffles afresh
+    # The record is the mean over the rows the epoch trained on, not over all of X.
+    assert record.reconstruction_error == pytest.approx(np.mean(errors[:expected_steps]), rel=1e-5)
 
 
 def test_settings_refuse_an_unknown_matmul_dtype():
