@@ -9,6 +9,7 @@ import torch
 from sklearn.datasets import load_wine
 
 import skdam._runtime
+import skdam._training
 from skdam import DAMAutoencoder, DAMEmbedding
 from skdam._runtime import _ThreadLimit, module_on
 from skdam.datasets import make_linear_latent
@@ -31,6 +32,20 @@ def test_batch_size_is_the_one_training_used_across_partial_fit_calls():
     assert estimator.batch_size_ == 64  # 3200 rows / 50 steps
     estimator.partial_fit(X[3200:3240])  # 40 rows alone would resolve to 32
     assert estimator.batch_size_ == estimator._trainer.settings.batch_size == 64
+
+
+def test_auto_batches_stop_at_256_rows_and_fit_s_epochs_at_50_steps(monkeypatch):
+    X = make_linear_latent(13000, 3, 5, noise=0.01, random_state=0)[0]  # past 50 batches of 256
+    steps = []
+    original_error = skdam._training.batch_error
+    monkeypatch.setattr(skdam._training, "batch_error", lambda *args, **kwargs: steps.append(1) or original_error(*args, **kwargs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # two epochs leave the gates unsettled
+        estimator = DAMEmbedding(max_iter=2, random_state=0).fit(X)
+    assert estimator.batch_size_ == 256 and len(steps) == 2 * 50
+    steps.clear()
+    DAMEmbedding(random_state=0).partial_fit(X)  # partial_fit's epoch is its whole chunk
+    assert len(steps) == -(-13000 // 256)
 
 
 @pytest.fixture
