@@ -476,18 +476,20 @@ class AdaptedUnitCount:
             if n_unseen >= X_train.shape[0]:
                 return error
             order = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
-            unseen, trained = X_train[order[:n_unseen]], X_train[order[n_unseen:]]
+            unseen, trained = X_train[order[:n_unseen]], order[n_unseen:]  # indices: no copy of X
         else:
-            unseen, trained = judged, X_train
+            unseen, trained = judged, None
         adapted = snapshot(module)
         module.load_state_dict(start)
         module.reset_perceptron(trainer.generator)
         retried = None
         # A code that starts behind where the first adaptation ended is not worth adapting.
-        learned = self._learn_graph_code(trainer, trained, count, steps, history, on_epoch_end, beat=error)
+        learned = self._learn_graph_code(trainer, X_train, count, steps, history, on_epoch_end, beat=error, training_rows=trained)
         if learned and self._error(trainer, unseen[:CHECK_ROWS]) < error:
             # The retry costs what one adaptation does: its steps less the graph's.
-            retried = self._adapt(trainer, trained, unseen, count, None, history, on_epoch_end, self._retry_steps(steps))
+            retried = self._adapt(
+                trainer, X_train, unseen, count, None, history, on_epoch_end, self._retry_steps(steps), training_rows=trained
+            )
         if retried is not None and retried <= limit:
             return retried if unseen is judged else self._error(trainer, judged)
         module.load_state_dict(adapted)
@@ -497,10 +499,11 @@ class AdaptedUnitCount:
         """Steps a retry adapts for after learning the graph's coordinates."""
         return max((self.steps if steps is None else steps) - self.graph_steps, 1)
 
-    def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf):
+    def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf, training_rows=None):
         """Train the network on ``count`` units towards the graph's coordinates of the rows.
 
-        The coordinates, of at most ``GRAPH_ROWS`` complete rows, are scaled to the
+        The coordinates, of at most ``GRAPH_ROWS`` complete rows (of ``training_rows``,
+        indices into ``X_train``, where given), are scaled to the
         spread of the units' present code, most spread first as the units are
         preferred. For ``graph_steps`` Adam steps the open units regress onto them
         and the decoder reconstructs the rows from them; the decoder's error is
@@ -515,9 +518,11 @@ class AdaptedUnitCount:
         budget = (self.max_epochs - trainer.epochs_run) * self.steps_per_record
         if self.graph_coordinates is None or budget < self.graph_steps + self._retry_steps(steps):
             return False
-        complete = X_train[~torch.isnan(X_train).any(dim=1)] if settings.missing_values else X_train
-        order = torch.randperm(complete.shape[0], generator=trainer.generator)[:GRAPH_ROWS].to(X_train.device)
-        rows = module.normalize(complete[order])
+        candidates = torch.arange(X_train.shape[0], device=X_train.device) if training_rows is None else training_rows
+        if settings.missing_values:
+            candidates = candidates[~torch.isnan(X_train).any(dim=1)[candidates]]
+        order = torch.randperm(candidates.shape[0], generator=trainer.generator)[:GRAPH_ROWS].to(X_train.device)
+        rows = module.normalize(X_train[candidates[order]])
         coordinates = self.graph_coordinates(rows.detach().cpu().double().numpy(), count)
         if coordinates is None:
             return False
@@ -651,8 +656,10 @@ class AdaptedUnitCount:
             error, count, self.linear_errors, alpha
         )
 
-    def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None):
+    def _adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None, training_rows=None):
         """Adapt the network to ``count`` open units; the error it reaches on ``judged``.
+
+        It trains on ``X_train``, or on its rows ``training_rows`` (indices) where given.
 
         ``steps`` Adam steps at most, ``self.steps`` by default, on a one-cycle
         schedule peaking at ``peak``, ``self.peak_learning_rate`` by default. With a
@@ -684,8 +691,9 @@ class AdaptedUnitCount:
         peak = self.peak_learning_rate if peak is None else peak
         optimizer, schedule = _one_cycle(network, peak, steps)
         autocast = torch.autocast(X_train.device.type, dtype=torch.bfloat16, enabled=settings.matmul_dtype == "bfloat16")
-        batch_size = min(self.batch_size, X_train.shape[0])
-        steps_per_pass = math.ceil(X_train.shape[0] / batch_size)
+        n_rows = X_train.shape[0] if training_rows is None else training_rows.shape[0]
+        batch_size = min(self.batch_size, n_rows)
+        steps_per_pass = math.ceil(n_rows / batch_size)
         checked = judged[:CHECK_ROWS]  # the projection needs a trend, not every row
         checkpoints = {}
         module.gate.beta.requires_grad_(False)
@@ -695,7 +703,9 @@ class AdaptedUnitCount:
         try:
             for step in range(steps):
                 if step % steps_per_pass == 0:
-                    permutation = torch.randperm(X_train.shape[0], generator=trainer.generator).to(X_train.device)
+                    permutation = torch.randperm(n_rows, generator=trainer.generator).to(X_train.device)
+                    if training_rows is not None:
+                        permutation = training_rows[permutation]
                 offset = (step % steps_per_pass) * batch_size
                 batch = X_train[permutation[offset : offset + batch_size]]
                 loss = batch_error(module, batch, settings.missing_values, autocast)[0]
