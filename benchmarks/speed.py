@@ -459,9 +459,13 @@ def section_precision(report, args):
         ("digits (N=1797)", 64, AUTOENCODER_HIDDEN, 36),
         ("linear experiment, DAMEmbedding", 100, (), 100),
         ("MLP kernel, DAMAutoencoder", 100, AUTOENCODER_HIDDEN, 100),
-        ("Fashion-MNIST, DAMEmbedding", 784, (), 1200),
-        ("Fashion-MNIST, DAMAutoencoder", 784, AUTOENCODER_HIDDEN, 1200),
-        ("N=1e6, d=100, DAMAutoencoder", 100, AUTOENCODER_HIDDEN, 20000),
+        # batch_size="auto" steps with at most 256 rows, as the unit search does.
+        ("Fashion-MNIST, DAMEmbedding", 784, (), 256),
+        ("Fashion-MNIST, DAMAutoencoder", 784, AUTOENCODER_HIDDEN, 256),
+        ("N >= 12800, d=100, DAMAutoencoder", 100, AUTOENCODER_HIDDEN, 256),
+        # Larger steps, for a batch_size set by hand.
+        ("Fashion-MNIST, DAMAutoencoder, batch_size=1200", 784, AUTOENCODER_HIDDEN, 1200),
+        ("d=100, DAMAutoencoder, batch_size=20000", 100, AUTOENCODER_HIDDEN, 20000),
     ]:
         X = torch.randn(50 * batch, n_features)
         per_step = {}
