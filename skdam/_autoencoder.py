@@ -94,10 +94,12 @@ class DAMAutoencoder(_BaseDAM):
         ``min(n_samples, n_features)``.
     min_components : int, default=1
         Gates that stay open however large ``alpha`` is.
-    max_iter : int, default=300
+    max_iter : int, default=400
         Most epochs, counting the unit search's adaptations at 50 steps an epoch
         (one adaptation is 60): a count that the budget leaves unchecked stands,
-        with a ``ConvergenceWarning``.
+        with a ``ConvergenceWarning``. The default leaves room for the settling
+        epochs and six adaptations, what the walks of the project's tanh latents
+        take (313 to 373 epochs; docs/benchmarks.md).
     batch_size : int or "auto", default="auto"
         Rows per mini-batch. ``"auto"``: 50 steps per epoch, of ``[32, 256]``
         rows; past 12800 rows an epoch trains on 12800 of them, freshly shuffled
@@ -294,7 +296,7 @@ class DAMAutoencoder(_BaseDAM):
         alpha=0.01,
         max_components=None,
         min_components=1,
-        max_iter=300,
+        max_iter=400,
         batch_size="auto",
         learning_rate_init=3e-3,
         tol=1e-2,

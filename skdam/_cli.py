@@ -285,7 +285,7 @@ def _build_parser():
     )
     fit.add_argument(
         "--max-iter", type=_positive_int, default=None, metavar="N",
-        help="most epochs (default: the estimator's, 200 for embedding and 300 for autoencoder)",
+        help="most epochs (default: the estimator's, 200 for embedding and 400 for autoencoder)",
     )
     fit.add_argument(
         "--hidden-layer-sizes",
