@@ -44,11 +44,12 @@ GATE_LEARNING_RATE = 0.02
 #: Steps per epoch with batch_size="auto", and the bounds of its batch size. With the
 #: same number of steps per epoch whatever the number of rows, the gates see the same
 #: number of steps before the stopping rule looks, so the dimension found does not
-#: depend on N (docs/benchmarks.md, "Scaling"). Past 50 batches of the largest size
-#: (12800 rows), an epoch trains on that many rows of a fresh shuffle, not on all of
-#: them: the unit search already steps with 256 rows, and on Fashion-MNIST's 60000
-#: the gates settle after as many epochs as with full passes of 1200-row batches, at
-#: a fifth of the cost (docs/benchmarks.md, "An epoch of 50 steps").
+#: depend on N (docs/benchmarks.md, "Cost in the number of rows"). Past 50 batches of
+#: the largest size (12800 rows), an epoch trains on that many rows of a fresh
+#: shuffle, not on all of them: the unit search already steps with 256 rows, and on
+#: Fashion-MNIST's 60000 the gates settle after as many epochs (9) as with full passes
+#: of 1200-row batches, for 4.9 of the paper's epochs' worth of time instead of 10.8
+#: (docs/benchmarks.md, "An epoch of 50 steps").
 AUTO_STEPS_PER_EPOCH = 50
 AUTO_BATCH_SIZE_BOUNDS = (32, 256)
 #: ``early_stopping="auto"`` holds rows out where the held-out share is at least this
