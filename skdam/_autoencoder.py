@@ -29,6 +29,10 @@ CLOSING_ADAPTATION_STEPS = 250
 #: at 3e-3 they fell steadily, 0.1025 at 57 units to 0.1245 at 28, where it stopped
 #: (by hand; docs/benchmarks.md has the reruns).
 CLOSING_PEAK_LEARNING_RATE = 3e-3
+#: The count that chain keeps then trains for this many steps more: its
+#: adaptations decide, but leave the network short of finished (the sweep of
+#: benchmarks/fashion_mnist.py; docs/benchmarks.md has the figures).
+FINISHING_STEPS = 500
 ADAPTATION_BATCH_SIZE = 256
 #: An adaptation that this peak throws out of its minimum (the paper's MLP kernel)
 #: goes on with a third of it (AdaptedUnitCount._adapt).
@@ -358,6 +362,7 @@ class DAMAutoencoder(_BaseDAM):
             graph_coordinates=isomap_coordinates,
             graph_steps=GRAPH_STEPS,
             linear_directions=axes.directions,
+            finishing_steps=FINISHING_STEPS,
         )
 
     def _store_results(self, trainer, X_fit, history, stop_reason, device, unit_errors, covariance=None):

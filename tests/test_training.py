@@ -165,12 +165,12 @@ def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
     assert (after[:, :2] == 0).all()
 
 
-def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200, linear_directions=None):
+def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200, linear_directions=None, finishing_steps=0):
     """The search with short adaptations, as the tests below drive it."""
     return AdaptedUnitCount(
         linear_errors, search=search, max_epochs=max_epochs, steps=steps, closing_steps=50, batch_size=64,
         peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20, closing_peak_learning_rate=3e-3,
-        linear_directions=linear_directions,
+        linear_directions=linear_directions, finishing_steps=finishing_steps,
     )  # fmt: skip
 
 
@@ -216,7 +216,7 @@ def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None, fixed=None):
+def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None, fixed=None, finishing_steps=0):
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
     adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations).
     ``retried_errors`` maps a count to the error a retry from a graph start returns.
@@ -241,7 +241,7 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
         return error.pop(0) if isinstance(error, list) else error
 
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
-    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=fixed is None)
+    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=fixed is None, finishing_steps=finishing_steps)
     settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
     history = []
     unit_count(trainer, X, None, settled, history, None)
@@ -257,6 +257,29 @@ def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monk
     # Short ones at the lower peak, each from the last, and 5 again to confirm the last closure.
     assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}  # adapted errors only
+
+
+@pytest.mark.parametrize(("finished", "kept"), [(0.011, 0.011), (0.020, 0.015)])
+def test_the_count_the_chain_keeps_trains_on_once_decided(monkeypatch, finished, kept):
+    # As above, 4 is kept; then it trains 30 steps more, at the chain's peak. Its
+    # entry is the error reached where lower; the count stands either way.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: [0.015, finished], 3: 0.040},
+        finishing_steps=30,
+    )  # fmt: skip
+    assert module.gate.n_open() == 4
+    assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (4, 30, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: kept, 3: 0.040}
+
+
+def test_a_count_the_full_search_decided_is_not_trained_on(monkeypatch):
+    # Its adaptations are long already: the fixed count of 3 below ends as before.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.390, 5: 0.395, 4: 0.9}, {6: 0.390, 5: 0.395, 4: 0.9, 3: 0.95}, retried_errors={4: 0.9, 3: 0.92},
+        fixed=3, finishing_steps=30,
+    )  # fmt: skip
+    assert module.gate.n_open() == 3
+    assert adaptations == [(5, None), (6, None), (4, None), (4, "retry"), (3, None), (3, "retry")]
 
 
 def test_a_fixed_count_below_the_search_s_goes_on_from_the_closure_it_rejected(monkeypatch):
