@@ -166,7 +166,9 @@ class DAMAutoencoder(_BaseDAM):
         gains, ``unexplained_variance_[k - 1] - unexplained_variance_[k]``, fall to
         ``alpha`` or below. Another ``alpha`` can be read off it where it was
         measured, but the network is adapted to ``n_components_`` units only:
-        another count needs a refit, for example with ``n_components=k``. No entry
+        another count needs a refit, for example with ``n_components=k`` (where
+        units closed along the short chain, see Notes, that count then also
+        trains on once reached, and may end below its entry here). No entry
         exceeds what PCA's projection on as many units leaves either: the network
         can be that projection, and one that ended the fit behind it became it.
     noise_variance_ : float
@@ -257,7 +259,9 @@ class DAMAutoencoder(_BaseDAM):
     steps, peaking at the main training's step size, 3e-3) that goes on from the last,
     until the next closure costs more than ``alpha`` (where the first one does, units
     open the same way while each gains more); the last kept move is then judged again,
-    the count it left adapting as long from the same network. An adaptation that
+    the count it left adapting as long from the same network. The count kept then
+    trains 500 steps more at that step size: the chain's adaptations decide, but
+    leave the network short of finished. An adaptation that
     ``max_iter`` would cut short is not run: the count stands, and the fit warns.
 
     ``score`` reads the fit as a generative model, a Gaussian code decoded and

@@ -158,7 +158,8 @@ class AdaptedUnitCount:
     more can be left unused). Elsewhere the perceptron already trades curvature for
     units, and the gates settled on too many rather than too few: units close one at a
     time, each after a short adaptation that goes on from the last
-    (:meth:`_close_adapting`). The errors measured, on the training rows (or the
+    (:meth:`_close_adapting`), and the count kept trains on once decided
+    (:meth:`_finish`). The errors measured, on the training rows (or the
     validation rows), are kept in ``errors``.
 
     Parameters
@@ -311,7 +312,8 @@ class AdaptedUnitCount:
         and its entry in ``errors`` are then what a search that closed to it reaches.
         A closure the search tried from this network and rejected is taken as it
         ended, so that the curve of a search that kept one unit more reports exactly
-        what this fit reaches. With the budget spent, the rest close without adapting.
+        what this fit reaches before :meth:`_finish` trains it on. With the budget
+        spent, the rest close without adapting.
         """
         module, alpha = trainer.module, trainer.settings.alpha
         rows, steps, peak, retry_closures = moves
@@ -603,7 +605,8 @@ class AdaptedUnitCount:
         short instead, and units open the same way while each gains more than
         ``alpha``. A move that the rule rejects puts the network back, and the last
         kept move is judged again with both counts trained alike
-        (:meth:`_confirm_move`). Errors are measured on ``rows``; with the budget
+        (:meth:`_confirm_move`), and the count kept trains on once decided
+        (:meth:`_finish`, from ``__call__``). Errors are measured on ``rows``; with the budget
         spent, the count stands (with its unadapted error if it had none to adapt).
         """
         module, alpha = trainer.module, trainer.settings.alpha
