@@ -13,6 +13,7 @@ is known in closed form: the best linear projection on ``k`` units, PCA's.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -38,6 +39,23 @@ SPIKE_RISE = 10
 #: The peak step size falls this many times after a spike, for the rest of the adaptation.
 PEAK_CUT = 3
 
+
+
+class Moves(NamedTuple):
+    """How a search's moves adapt, for the closures after it to adapt alike."""
+
+    #: The rows each move is judged on.
+    rows: torch.Tensor
+    #: Adam steps and peak step size of one adaptation; None for the long defaults.
+    steps: int | None
+    peak: float | None
+    #: Whether a rejected closure is tried again from a graph start.
+    retry_closures: bool
+
+    @property
+    def chained(self):
+        """Whether the moves were the closing chain's short adaptations."""
+        return self.steps is not None
 
 
 def count_by_rule(errors, alpha, count, lowest, highest):
@@ -241,8 +259,8 @@ class AdaptedUnitCount:
 
     def __call__(self, trainer, X_train, X_validation, last_record, history, on_epoch_end):
         moves = self._check_count(trainer, X_train, X_validation, last_record, history, on_epoch_end)
-        if moves is not None and moves[1] is not None:  # the chain of short adaptations decided
-            self._finish(trainer, X_train, moves[0], history, on_epoch_end)
+        if moves is not None and moves.chained:
+            self._finish(trainer, X_train, moves.rows, history, on_epoch_end)
         self._no_worse_than_linear(trainer, X_train if X_validation is None else X_validation)
         self.errors = capped_by_fewer_units(self.errors)
         trainer.last_good_state = snapshot(trainer.module)
@@ -254,7 +272,7 @@ class AdaptedUnitCount:
         A fixed count that training settled on adapts to it (:meth:`_adapt_fixed_count`);
         one below where the gates settled is reached by the search, which never goes
         below it, and closures after (:meth:`_close_to_fixed_count`). Returns the
-        search's moves (see :meth:`_search`), or None where it did not run.
+        search's :class:`Moves`, or None where it did not run.
         """
         module = trainer.module
         # The training rows, as PCA's explained_variance_ratio_ is of the training
@@ -272,9 +290,7 @@ class AdaptedUnitCount:
     def _search(self, trainer, X_train, judged, last_record, history, on_epoch_end):
         """Move the network to the count the rule keeps, never below ``min_open``.
 
-        Returns how its moves adapted: the rows judged, the steps and peak of an
-        adaptation (None for the defaults: the walk's), and whether a rejected
-        closure is retried from a graph start.
+        Returns how its moves adapted (:class:`Moves`).
         """
         module, alpha = trainer.module, trainer.settings.alpha
         count, lowest, highest = module.gate.n_open(), trainer.settings.min_open, module.gate.width
@@ -289,7 +305,7 @@ class AdaptedUnitCount:
             error = self._error(trainer, judged)
         if not self._may_be_wrong(error, count, alpha):
             self._close_adapting(trainer, X_train, judged[:CHECK_ROWS], count, lowest, highest, history, on_epoch_end)
-            return judged[:CHECK_ROWS], *self._closing, False
+            return Moves(judged[:CHECK_ROWS], *self._closing, retry_closures=False)
         if last_free_closure is not None:
             # The free closures' bound holds where the network had adapted to the
             # count it closed from, as a settled network has not: the last, the
@@ -301,7 +317,7 @@ class AdaptedUnitCount:
             error = self._error(trainer, judged)
         self.errors[count] = self._bounded_by_linear(trainer, judged, count, error)  # on every judged row, as adapted errors are
         self._walk(trainer, X_train, judged, count, lowest, highest, history, on_epoch_end, baseline_adapted=False)
-        return judged, None, None, True
+        return Moves(judged, None, None, retry_closures=True)
 
     def _close_to_fixed_count(self, trainer, X_train, fixed, moves, history, on_epoch_end):
         """Close units one at a time, from where the search stopped, down to the count fixed.
@@ -678,7 +694,6 @@ class AdaptedUnitCount:
             self.errors[count] = error
         else:  # no budget, diverged, or no better
             module.load_state_dict(start)
-            module.set_open_count(count)
 
     @staticmethod
     def _error(trainer, rows):
