@@ -167,8 +167,8 @@ class DAMAutoencoder(_BaseDAM):
         ``alpha`` or below. Another ``alpha`` can be read off it where it was
         measured, but the network is adapted to ``n_components_`` units only:
         another count needs a refit, for example with ``n_components=k`` (where
-        units closed along the short chain, see Notes, that count then also
-        trains on once reached, and may end below its entry here). No entry
+        units closed along the short chain, see Notes, a count above
+        ``n_components_`` is then also finished, and may end below its entry here). No entry
         exceeds what PCA's projection on as many units leaves either: the network
         can be that projection, and one that ended the fit behind it became it.
     noise_variance_ : float

@@ -272,7 +272,9 @@ class AdaptedUnitCount:
         A fixed count that training settled on adapts to it (:meth:`_adapt_fixed_count`);
         one below where the gates settled is reached by the search, which never goes
         below it, and closures after (:meth:`_close_to_fixed_count`). Returns the
-        search's :class:`Moves`, or None where it did not run.
+        search's :class:`Moves` where the network ends at the count it stopped at,
+        else None: a count reached by closures past it is a point of the curve of
+        a search that kept more, and stays as that search measured it.
         """
         module = trainer.module
         # The training rows, as PCA's explained_variance_ratio_ is of the training
@@ -283,8 +285,9 @@ class AdaptedUnitCount:
             self._adapt_fixed_count(trainer, X_train, judged, count, history, on_epoch_end)
             return None
         moves = self._search(trainer, X_train, judged, last_record, history, on_epoch_end)
-        if not self.search:
+        if not self.search and module.gate.n_open() > lowest:
             self._close_to_fixed_count(trainer, X_train, lowest, moves, history, on_epoch_end)
+            return None  # counts past where the search stopped stand as its curve measured them
         return moves
 
     def _search(self, trainer, X_train, judged, last_record, history, on_epoch_end):
@@ -328,7 +331,7 @@ class AdaptedUnitCount:
         and its entry in ``errors`` are then what a search that closed to it reaches.
         A closure the search tried from this network and rejected is taken as it
         ended, so that the curve of a search that kept one unit more reports exactly
-        what this fit reaches before :meth:`_finish` trains it on. With the budget
+        what this fit reaches (it is not finished, :meth:`_finish`). With the budget
         spent, the rest close without adapting.
         """
         module, alpha = trainer.module, trainer.settings.alpha

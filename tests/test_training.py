@@ -285,9 +285,11 @@ def test_a_count_the_full_search_decided_is_not_trained_on(monkeypatch):
 def test_a_fixed_count_below_the_search_s_goes_on_from_the_closure_it_rejected(monkeypatch):
     # The search keeps 4, as above, rejecting the closure to 3; fixed at 2, the count
     # takes that closure as it ended, then closes once more with a chain adaptation.
+    # Neither 3 nor 2 is finished: they stay the points a search that kept 4 measured.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040, 2: 0.2}, fixed=2
-    )
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040, 2: 0.2}, fixed=2,
+        finishing_steps=30,
+    )  # fmt: skip
     assert module.gate.n_open() == 2
     assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (2, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040, 2: 0.2}
