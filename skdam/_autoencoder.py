@@ -168,8 +168,8 @@ class DAMAutoencoder(_BaseDAM):
         measured, but the network is adapted to ``n_components_`` units only:
         another count needs a refit, for example with ``n_components=k`` (where
         units closed along the short chain, see Notes, a count above
-        ``n_components_`` is then also finished, and may end below its entry here). No entry
-        exceeds what PCA's projection on as many units leaves either: the network
+        ``n_components_`` is then also finished, and may end below its entry
+        here). No entry exceeds what PCA's projection on as many units leaves either: the network
         can be that projection, and one that ended the fit behind it became it.
     noise_variance_ : float
         Squared reconstruction error per direction left out, on the training rows:

@@ -693,7 +693,9 @@ class AdaptedUnitCount:
             return
         module, count = trainer.module, trainer.module.gate.n_open()
         start = snapshot(module)
-        error = self._adapt(trainer, X_train, rows, count, None, history, on_epoch_end, self.finishing_steps, self._closing[1])
+        error = self._adapt(
+            trainer, X_train, rows, count, None, history, on_epoch_end, self.finishing_steps, self.closing_peak_learning_rate
+        )
         if error is not None and error < self.errors.get(count, math.inf):
             self.errors[count] = error
         else:  # no budget, diverged, or no better
