@@ -169,8 +169,9 @@ class DAMAutoencoder(_BaseDAM):
         another count needs a refit, for example with ``n_components=k`` (where
         units closed along the short chain, see Notes, a count above
         ``n_components_`` is then also finished, and may end below its entry
-        here). No entry exceeds what PCA's projection on as many units leaves either: the network
-        can be that projection, and one that ended the fit behind it became it.
+        here). No entry exceeds what PCA's projection on as many units leaves
+        either: the network can be that projection, and one that ended the fit
+        behind it became it.
     noise_variance_ : float
         Squared reconstruction error per direction left out, on the training rows:
         the isotropic noise of the likelihood behind ``score``.
