@@ -181,8 +181,10 @@ def test_the_marginal_on_complete_rows_is_the_full_likelihood(embedding, rank_fi
 def test_the_autoencoder_gives_complete_rows_the_same_results_beside_rows_with_holes(autoencoder, rank_five):
     X, X_missing, _ = rank_five
     mixed = np.vstack([X[:5], X_missing[:5]])
-    np.testing.assert_array_equal(autoencoder.transform(mixed)[:5], autoencoder.transform(X[:5]))
-    np.testing.assert_allclose(autoencoder.score_samples(mixed)[:5], autoencoder.score_samples(X[:5]), rtol=1e-12)
+    # Equal up to float32 rounding: a batch of another shape may take other matrix
+    # kernels (on an AMD EPYC they differ in the last bit, on a Xeon they do not).
+    np.testing.assert_allclose(autoencoder.transform(mixed)[:5], autoencoder.transform(X[:5]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(autoencoder.score_samples(mixed)[:5], autoencoder.score_samples(X[:5]), rtol=1e-5)
 
 
 def test_a_model_fitted_on_complete_data_embeds_rows_with_holes(rank_five):

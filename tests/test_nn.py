@@ -216,12 +216,14 @@ def _counts(model, inputs):
 
 
 def _assert_prunes_exactly(model, inputs):
-    """Prune; outputs agree to 1e-5 in eval mode; return the pruned copy."""
+    """Prune; outputs agree to float32 rounding in eval mode; return the pruned copy."""
     training = model.training
     pruned = prune(model, inputs[:1])
     assert pruned.training == training
     model.eval(), pruned.eval()
-    torch.testing.assert_close(pruned(inputs), model(inputs), rtol=0, atol=1e-5)
+    # Sums over fewer channels round differently: relative to outputs of up to a few
+    # hundred, not absolute (an AMD EPYC's kernels differed by 1.5e-5 on 197).
+    torch.testing.assert_close(pruned(inputs), model(inputs), rtol=1e-6, atol=1e-5)
     model.train(training)
     return pruned.train(training)
 
