@@ -169,12 +169,12 @@ def batch_error(module, batch, missing_values, autocast=None, hide=None):
     autocast = contextlib.nullcontext() if autocast is None else autocast
     if not missing_values:
         with autocast:
-            reconstruction = module.decode_normalized(module.encode_normalized(x))
+            reconstruction = module.reconstruct_normalized(x)
         return torch.nn.functional.mse_loss(reconstruction.float(), x), x.numel()
     observed = ~torch.isnan(x)
     shown = x if hide is None else torch.where(hide, torch.nan, x)
     with autocast:
-        reconstruction = module.decode_normalized(module.encode_incomplete_normalized(shown))
+        reconstruction = module.reconstruct_normalized(shown, missing_values=True)
     residual = torch.where(observed, reconstruction.float() - torch.where(observed, x, 0.0), 0.0)
     n_observed = int(observed.sum())
     return residual.square().sum() / max(n_observed, 1), n_observed
@@ -192,7 +192,7 @@ def reconstruction_error(module, X, batch_size, missing_values=False):
             entries += n_entries
             continue
         batch = module.normalize(X[start : start + batch_size])
-        residual = module.decode_normalized(module.encode_normalized(batch)) - batch
+        residual = module.reconstruct_normalized(batch) - batch
         total += residual.square().sum(dtype=torch.float64)
         entries += batch.numel()
     return float(total) / max(entries, 1)

