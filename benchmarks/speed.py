@@ -521,6 +521,52 @@ def _products_as_told():
     return ProductsAsTold
 
 
+def _closed_units_table(report, args):
+    """One training step through every unit of the bottleneck against through the open ones."""
+    import torch
+
+    from skdam._training import batch_error
+    from skdam.nn import GatedAutoencoder
+
+    class SkipsAsTold(GatedAutoencoder):
+        def __init__(self, *args, skips, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.skips = skips
+
+        def _skips_closed_units(self):
+            return self.skips
+
+    report(
+        f"\nClosed units: one training step of the default perceptron (the package's `batch_error`, float32) with the "
+        "products through every unit of the bottleneck, against through the span of the open ones (the closed units "
+        f"add exactly zero); median of {args.repeats} x 50 steps at the manifolds' batches and the unit search's.\n"
+    )
+    rows = []
+    for n_features, width, n_open, batch_rows in [(20, 20, 4, 40), (40, 40, 5, 256), (100, 64, 20, 256), (784, 64, 17, 256), (784, 64, 9, 256)]:
+        x = torch.randn(batch_rows, n_features)
+        per_step = {}
+        for skips in (False, True):
+            module = SkipsAsTold(n_features, width, AUTOENCODER_HIDDEN, AUTOENCODER_ACTIVATION, skips=skips)
+            module.reset_parameters(torch.Generator().manual_seed(0)).set_open_count(n_open)
+            optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)
+
+            def steps(module=module, optimizer=optimizer, x=x):
+                for _ in range(50):
+                    loss = batch_error(module, x, False)[0]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+
+            steps()
+            per_step[skips] = median_seconds(steps, args.repeats)[0] / 50
+        package_skips = GatedAutoencoder(n_features, width, AUTOENCODER_HIDDEN)._skips_closed_units()
+        rows.append((n_features, width, n_open, batch_rows, per_step[False] * 1e3, per_step[True] * 1e3, per_step[False] / per_step[True], "open" if package_skips else "every"))
+    report.table(
+        ["features", "units", "open", "rows", "every unit ms/step", "open units ms/step", "open's speed-up", "the package's"],
+        rows, ["d", "d", "d", "d", ".2f", ".2f", ".2f", ""],
+    )  # fmt: skip
+
+
 def section_internals(report, args):
     import torch
 
@@ -572,6 +618,8 @@ def section_internals(report, args):
          "Adam loop ms/step", "Adam fused ms/step", "fused's speed-up", "the package's products"],
         rows, ["d", "d", "", ".2f", ".2f", ".2f", ".2f", ".2f", ".2f", ""],
     )  # fmt: skip
+
+    _closed_units_table(report, args)
 
     from _fashion_mnist import ensure_installed, load_fashion_mnist
 

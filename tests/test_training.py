@@ -64,6 +64,40 @@ def test_forward_equals_linear_path_plus_residual(hidden_layer_sizes, activation
     torch.testing.assert_close(module.decode_normalized(code), expected)
 
 
+@pytest.mark.parametrize("n_features", [12, FUSED_PRODUCTS_MIN_FEATURES])
+@pytest.mark.parametrize("hidden_layer_sizes, missing", [((), False), ((16, 8), False), ((16, 8), True), ((16,), "indicator")])
+@pytest.mark.parametrize("n_open", [1, 7, 20])
+def test_the_open_units_alone_reconstruct_as_the_full_width_does(n_features, hidden_layer_sizes, missing, n_open):
+    generator = torch.Generator().manual_seed(0)
+    module = GatedAutoencoder(n_features, 20, hidden_layer_sizes, missing_indicator=missing == "indicator")
+    module.reset_parameters(generator).set_open_count(n_open)
+    if hidden_layer_sizes:
+        with torch.no_grad():  # the residuals' last layers start at zero: give them weight
+            for residual in (module.encoder_residual, module.decoder_residual):
+                residual[-1].weight.normal_(generator=generator)
+    module.double()  # the same sums in another order: equal to float64 rounding
+    x = torch.randn(9, n_features, generator=generator, dtype=torch.float64)
+    if missing:
+        x[torch.rand(x.shape, generator=generator) < 0.3] = torch.nan
+    encode = module.encode_incomplete_normalized if missing else module.encode_normalized
+    gradients = []
+    for reconstruct in (lambda x: module.decode_normalized(encode(x)), lambda x: module.reconstruct_normalized(x, missing_values=bool(missing))):
+        module.zero_grad(set_to_none=False)
+        reconstruction = reconstruct(x)
+        reconstruction.square().sum().backward()
+        gradients.append([parameter.grad.clone() for parameter in module.parameters()])
+    full, sliced = gradients
+    torch.testing.assert_close(module.reconstruct_normalized(x, missing_values=bool(missing)), module.decode_normalized(encode(x)))
+    for full_gradient, sliced_gradient in zip(full, sliced):
+        torch.testing.assert_close(sliced_gradient, full_gradient)
+    # On wide data the products take in the closed units up to a multiple of 8, no further.
+    span = module._open_span()
+    if module._fuses_products():
+        assert span.stop == 20 and 20 - span.start == min(-(-n_open // 8) * 8, 20)
+    else:
+        assert span == slice(None)
+
+
 @pytest.mark.parametrize("epoch_steps, expected_steps", [(None, 10), (3, 3), (20, 10)])
 def test_an_epoch_takes_at_most_its_steps_on_fresh_rows_of_each_shuffle(epoch_steps, expected_steps):
     X = torch.as_tensor(_linear_data(n_samples=160), dtype=torch.float32)

@@ -212,6 +212,15 @@ class GatedAutoencoder(nn.Module):
         """
         return self.n_features >= FUSED_PRODUCTS_MIN_FEATURES
 
+    def _skips_closed_units(self):
+        """Whether training steps multiply through the open units only (:meth:`reconstruct_normalized`).
+
+        Where the products are shared (wide data): there they dominate a step. On
+        narrower data, finding the open units costs about what skipping the closed
+        ones saves (``benchmarks/speed.py --sections internals``).
+        """
+        return self._fuses_products()
+
     def normalize(self, x):
         """Centre and scale raw input.
 
@@ -342,8 +351,9 @@ class GatedAutoencoder(nn.Module):
         """``decode_normalized(encode_normalized(x_normalized))``, through the open units only.
 
         A closed unit passes exactly zero, so its rows and columns of the matrix
-        products add nothing: training steps skip them (a Fashion-MNIST step with
-        17 of 64 units open runs in about 0.8 of the time).
+        products add nothing: on wide data training steps skip them
+        (:meth:`_skips_closed_units`; ``benchmarks/speed.py --sections internals``
+        times it).
 
         Parameters
         ----------
@@ -364,12 +374,15 @@ class GatedAutoencoder(nn.Module):
 
     @torch.no_grad()
     def _open_span(self):
-        """A slice of the units that holds every open one (all units where none is open).
+        """A slice of the units that holds every open one; all of them where closed ones are not skipped, or none is open.
 
         It reaches down to a multiple of ``SPAN_MULTIPLE`` units where the width
         allows: the closed units it takes in add exactly zero, and CPU kernels
-        multiply an odd number of rows up to 1.3 times as slowly as the next multiple of 8.
+        multiply an odd number of rows up to 1.3 times as slowly as the next
+        multiple of 8.
         """
+        if not self._skips_closed_units():
+            return slice(None)
         open_units = self.gate.open_mask().nonzero().flatten().tolist()
         if not open_units:
             return slice(None)
