@@ -254,7 +254,7 @@ class GatedAutoencoder(nn.Module):
     def _encode_units(self, x_normalized, units):
         """Gated code of the ``units`` (a slice) only, from complete normalised input."""
         if self.encoder_residual is None:
-            return self.gate.gate_values()[units] * F.linear(x_normalized, self.encoder_linear.weight[units])
+            return self._gated(F.linear(x_normalized, self.encoder_linear.weight[units]), units)
         if self.missing_indicator:
             # A complete row: no entry missing.
             return self._encode_with_indicator(x_normalized, torch.zeros_like(x_normalized), units)
@@ -270,7 +270,7 @@ class GatedAutoencoder(nn.Module):
             linear_part, hidden = F.linear(x_normalized, linear_weight), first(x_normalized)
         for layer in self.encoder_residual[1:-1]:
             hidden = layer(hidden)
-        return self.gate.gate_values()[units] * (linear_part + F.linear(hidden, last.weight[units], last.bias[units]))
+        return self._gated(linear_part + F.linear(hidden, last.weight[units], last.bias[units]), units)
 
     def _encode_with_indicator(self, filled, missing, units=slice(None)):
         """Gated code of the ``units`` of a filled row whose perceptron also reads the missing-mask."""
@@ -279,7 +279,11 @@ class GatedAutoencoder(nn.Module):
             hidden = layer(hidden)
         last = self.encoder_residual[-1]
         code = F.linear(filled, self.encoder_linear.weight[units]) + F.linear(hidden, last.weight[units], last.bias[units])
-        return self.gate.gate_values()[units] * code
+        return self._gated(code, units)
+
+    def _gated(self, code, units):
+        """``code``, of the ``units`` (a slice), through their gates: what the gate's forward does to all of them."""
+        return code * self.gate.gate_values()[units]
 
     def encode_incomplete_normalized(self, x_normalized):
         """Gated code of normalised input whose missing entries are NaN.
