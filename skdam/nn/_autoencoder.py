@@ -273,7 +273,7 @@ class GatedAutoencoder(nn.Module):
             hidden = layer(hidden)
         return self._gated(linear_part + F.linear(hidden, last.weight[units], last.bias[units]), units)
 
-    def _encode_with_indicator(self, filled, missing, units=slice(None)):
+    def _encode_with_indicator(self, filled, missing, units):
         """Gated code of the ``units`` of a filled row whose perceptron also reads the missing-mask."""
         hidden = torch.cat([filled, missing.to(filled.dtype)], dim=-1)
         for layer in self.encoder_residual[:-1]:
