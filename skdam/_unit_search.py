@@ -484,13 +484,15 @@ class AdaptedUnitCount:
         learns the coordinates of ``graph_coordinates`` (Isomap's, of at most
         ``GRAPH_ROWS`` training rows): the open units regress onto them, and the
         decoder maps them back to the rows (:meth:`_learn_graph_code`), unless the
-        rows read back from their neighbours in those coordinates already leave as
-        much as the first adaptation did (a closure that loses a direction the data
-        needs: nothing to gain). Where the code learned does better than the first
-        adaptation ended, the network adapts for the rest of an adaptation's steps
-        (a retry costs what one adaptation does), without stopping early: the
-        one-cycle schedule's rising steps first undo some of the start, so a
-        projection halfway misjudges it.
+        rows read back from their neighbours (:func:`readback_error`) come back no
+        better from those coordinates than from the first adaptation's code. Both
+        are read back alike, so that what reading back blurs at the data's dimension
+        weighs on both (a closure that loses a direction the data needs reads back
+        badly from either: nothing to gain). The network then adapts for the rest
+        of an adaptation's steps (a retry costs what one adaptation does), without
+        stopping early: the one-cycle schedule's rising steps first undo some of
+        the start, so a projection halfway misjudges it, and a code that starts
+        behind the first adaptation's error can end ahead of it.
 
         The retry replaces the first adaptation only where its error on rows it never
         trained on is at most ``limit``: the judged rows where they are held out,
@@ -510,12 +512,14 @@ class AdaptedUnitCount:
         else:
             unseen, trained = judged, None
         adapted = snapshot(module)
+        rows = self._graph_rows(trainer, X_train, trained)
+        # The first adaptation's code, read back as the graph's will be: the same
+        # measure, so that what it blurs at the data's dimension weighs on both.
+        rival = math.inf if rows is None else readback_error(rows, self._open_code(module, rows))
         module.load_state_dict(start)
         module.reset_perceptron(trainer.generator)
         retried = None
-        # A code that starts behind where the first adaptation ended is not worth adapting.
-        learned = self._learn_graph_code(trainer, X_train, count, steps, history, on_epoch_end, beat=error, training_rows=trained)
-        if learned and self._error(trainer, unseen[:CHECK_ROWS]) < error:
+        if self._learn_graph_code(trainer, rows, count, steps, history, on_epoch_end, beat=rival):
             # The retry costs what one adaptation does: its steps less the graph's.
             retried = self._adapt(
                 trainer, X_train, unseen, count, None, history, on_epoch_end, self._retry_steps(steps), training_rows=trained
@@ -529,30 +533,46 @@ class AdaptedUnitCount:
         """Steps a retry adapts for after learning the graph's coordinates."""
         return max((self.steps if steps is None else steps) - self.graph_steps, 1)
 
-    def _learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf, training_rows=None):
-        """Train the network on ``count`` units towards the graph's coordinates of the rows.
+    def _graph_rows(self, trainer, X_train, training_rows=None):
+        """At most ``GRAPH_ROWS`` complete rows, normalised, whose graph a code may start from, or None.
 
-        The coordinates, of at most ``GRAPH_ROWS`` complete rows (of ``training_rows``,
-        indices into ``X_train``, where given), are scaled to the
-        spread of the units' present code, most spread first as the units are
-        preferred. For ``graph_steps`` Adam steps the open units regress onto them
-        and the decoder reconstructs the rows from them; the decoder's error is
-        what the history records. Returns False, the network untouched but for its
-        count, where no coordinates could be had (too few complete rows, no
-        ``graph_coordinates``), where the rows read back from them
-        (:func:`readback_error`) leave at least ``beat``, or where the budget cannot
-        pay for the steps and an adaptation after them.
+        Drawn from ``training_rows`` (indices into ``X_train``) where given. None
+        where there is no ``graph_coordinates``, or too few complete rows to read
+        any back from their neighbours.
         """
-        module, settings = trainer.module, trainer.settings
+        if self.graph_coordinates is None:
+            return None
+        candidates = torch.arange(X_train.shape[0], device=X_train.device) if training_rows is None else training_rows
+        if trainer.settings.missing_values:
+            candidates = candidates[~torch.isnan(X_train).any(dim=1)[candidates]]
+        if candidates.shape[0] <= READBACK_NEIGHBORS + 1:
+            return None
+        order = torch.randperm(candidates.shape[0], generator=trainer.generator)[:GRAPH_ROWS].to(X_train.device)
+        return trainer.module.normalize(X_train[candidates[order]])
+
+    @staticmethod
+    @torch.no_grad()
+    def _open_code(module, rows):
+        """The open units' code of ``rows`` (normalised)."""
+        return module.encode_normalized(rows)[:, module.gate.open_mask()]
+
+    def _learn_graph_code(self, trainer, rows, count, steps, history, on_epoch_end, beat=math.inf):
+        """Train the network on ``count`` units towards the graph's coordinates of ``rows``.
+
+        ``rows`` (from :meth:`_graph_rows`, None for none) get their coordinates,
+        scaled to the spread of the units' present code, most spread first as the
+        units are preferred. For ``graph_steps`` Adam steps the open units regress
+        onto them and the decoder reconstructs the rows from them; the decoder's
+        error is what the history records. Returns False, the network untouched
+        but for its count, where no coordinates could be had, where the rows read
+        back from them (:func:`readback_error`) leave at least ``beat``, or where
+        the budget cannot pay for the steps and an adaptation after them.
+        """
+        module = trainer.module
         module.set_open_count(count)
         budget = (self.max_epochs - trainer.epochs_run) * self.steps_per_record
-        if self.graph_coordinates is None or budget < self.graph_steps + self._retry_steps(steps):
+        if rows is None or budget < self.graph_steps + self._retry_steps(steps):
             return False
-        candidates = torch.arange(X_train.shape[0], device=X_train.device) if training_rows is None else training_rows
-        if settings.missing_values:
-            candidates = candidates[~torch.isnan(X_train).any(dim=1)[candidates]]
-        order = torch.randperm(candidates.shape[0], generator=trainer.generator)[:GRAPH_ROWS].to(X_train.device)
-        rows = module.normalize(X_train[candidates[order]])
         coordinates = self.graph_coordinates(rows.detach().cpu().double().numpy(), count)
         if coordinates is None:
             return False

@@ -199,12 +199,14 @@ def test_moving_the_gate_keeps_the_code_of_the_units_that_stay_open():
     assert (after[:, :2] == 0).all()
 
 
-def _adapted_unit_count(linear_errors, search=True, max_epochs=100, steps=200, linear_directions=None, finishing_steps=0):
+def _adapted_unit_count(
+    linear_errors, search=True, max_epochs=100, steps=200, linear_directions=None, finishing_steps=0, graph_coordinates=None
+):
     """The search with short adaptations, as the tests below drive it."""
     return AdaptedUnitCount(
         linear_errors, search=search, max_epochs=max_epochs, steps=steps, closing_steps=50, batch_size=64,
         peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20, closing_peak_learning_rate=3e-3,
-        linear_directions=linear_directions, finishing_steps=finishing_steps,
+        linear_directions=linear_directions, finishing_steps=finishing_steps, graph_coordinates=graph_coordinates,
     )  # fmt: skip
 
 
@@ -452,19 +454,20 @@ def test_a_network_ahead_of_pca_keeps_its_perceptron_while_units_close(monkeypat
     assert all("retry" not in adaptation for adaptation in adaptations)
 
 
-def _retry_harness(monkeypatch, n_samples=60, graph_start_error=0.01, graph_learned=True):
+def _retry_harness(monkeypatch, n_samples=60, graph_learned=True):
     """A search with its graph start and adaptation mocked; what each saw is in ``seen``."""
     X = _linear_data(n_samples=n_samples, rank=3)
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     trainer = trainer_for(module)
-    unit_count = _adapted_unit_count(linear_errors)
+    unit_count = _adapted_unit_count(linear_errors, graph_coordinates=lambda rows, n_components: rows[:, :n_components])
     start = _state(module)
-    with torch.no_grad():
-        module.decoder_linear.weight.mul_(2.0)  # the first adaptation's network
-    seen = {"first": _state(module), "start": start}
+    with torch.no_grad():  # the first adaptation's network: another code, another decoder
+        module.encoder_linear.weight.add_(torch.randn(module.encoder_linear.weight.shape, generator=torch.Generator().manual_seed(2)))
+        module.decoder_linear.weight.mul_(2.0)
+    seen = {"first": _state(module), "start": start, "first code": lambda rows: module.encode_normalized(rows)[:, module.gate.open_mask()]}
 
-    def learn_graph_code(self, trainer, X_train, count, steps, history, on_epoch_end, beat=math.inf, training_rows=None):
-        seen.update({"graph rows": X_train if training_rows is None else X_train[training_rows], "beat": beat})
+    def learn_graph_code(self, trainer, rows, count, steps, history, on_epoch_end, beat=math.inf):
+        seen.update({"graph rows": rows, "beat": beat, "network at graph start": _state(trainer.module)})
         return graph_learned
 
     def adapt(self, trainer, X_train, judged, count, target, history, on_epoch_end, steps=None, peak=None, training_rows=None):
@@ -475,9 +478,13 @@ def _retry_harness(monkeypatch, n_samples=60, graph_start_error=0.01, graph_lear
 
     monkeypatch.setattr(AdaptedUnitCount, "_learn_graph_code", learn_graph_code)
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
-    # The graph start's error on the rows left out, then the kept network's on the judged ones.
-    monkeypatch.setattr(AdaptedUnitCount, "_error", staticmethod(lambda trainer, rows: graph_start_error))
+    # The kept network's error on the judged rows.
+    monkeypatch.setattr(AdaptedUnitCount, "_error", staticmethod(lambda trainer, rows: 0.01))
     return X, module, trainer, unit_count, seen
+
+
+def _sorted_rows(rows):
+    return rows[torch.argsort(rows[:, 0])]
 
 
 @pytest.mark.parametrize(("retry_on_unseen", "kept"), [(0.02, "retry"), (0.04, "first")])
@@ -486,18 +493,28 @@ def test_a_retry_replaces_the_first_adaptation_only_where_rows_it_never_saw_pass
     # on, not on the tenth it left out: there it must reach the limit the rule accepts.
     X, module, trainer, unit_count, seen = _retry_harness(monkeypatch)
     seen["retry error"] = retry_on_unseen
+    first_code = seen["first code"]
     error = unit_count._retry_from_graph_start(trainer, X, X, 2, seen["start"], 0.7, 0.03, [], None, None)
     assert (len(seen["trained"]), len(seen["unseen"])) == (54, 6)
-    assert torch.equal(seen["graph rows"], seen["trained"]) and seen["beat"] == 0.7  # the first try's error
     together = torch.cat([seen["trained"], seen["unseen"]])
-    assert torch.equal(together[torch.argsort(together[:, 0])], X[torch.argsort(X[:, 0])])  # a split of X
+    assert torch.equal(_sorted_rows(together), _sorted_rows(X))  # a split of X
+    # The graph is of the training rows, and must read them back better than the
+    # first adaptation's code does, by the same measure.
+    graph_rows = seen["graph rows"]
+    torch.testing.assert_close(_sorted_rows(graph_rows), _sorted_rows(module.normalize(seen["trained"])))
+    after = _state(module)
+    module.load_state_dict(seen["first"])
+    assert seen["beat"] == pytest.approx(readback_error(graph_rows, first_code(graph_rows)))
+    assert seen["beat"] != pytest.approx(readback_error(graph_rows, graph_rows[:, :2]))
+    # The graph start is the network before the first adaptation, with a fresh perceptron.
+    torch.testing.assert_close(seen["network at graph start"]["encoder_linear.weight"], seen["start"]["encoder_linear.weight"])
+    assert not torch.equal(seen["network at graph start"]["encoder_residual.0.weight"], seen["start"]["encoder_residual.0.weight"])
     if kept == "retry":
         assert error == 0.01  # the retry's error on the judged rows
-        torch.testing.assert_close(module.decoder_linear.weight, seen["start"]["decoder_linear.weight"] * 3.0)
-        assert not torch.equal(module.encoder_residual[0].weight, seen["start"]["encoder_residual.0.weight"])  # drawn afresh
+        torch.testing.assert_close(after["decoder_linear.weight"], seen["start"]["decoder_linear.weight"] * 3.0)
     else:
         assert error == 0.7
-        for name, tensor in module.state_dict().items():
+        for name, tensor in after.items():
             torch.testing.assert_close(tensor, seen["first"][name], rtol=0, atol=0)
 
 
@@ -507,11 +524,11 @@ def test_a_retry_judged_on_held_out_rows_trains_on_every_training_row(monkeypatc
     held_out = X[:10].clone()
     assert unit_count._retry_from_graph_start(trainer, X, held_out, 2, seen["start"], 0.7, 0.03, [], None, None) == 0.02
     assert seen["trained"] is X and seen["unseen"] is held_out
+    torch.testing.assert_close(_sorted_rows(seen["graph rows"]), _sorted_rows(module.normalize(X)))
 
 
-@pytest.mark.parametrize(("graph_start_error", "graph_learned"), [(0.8, True), (0.01, False)], ids=["behind the first try", "no coordinates"])
-def test_a_graph_start_that_cannot_help_is_not_adapted(monkeypatch, graph_start_error, graph_learned):
-    X, module, trainer, unit_count, seen = _retry_harness(monkeypatch, graph_start_error=graph_start_error, graph_learned=graph_learned)
+def test_a_graph_start_without_coordinates_is_not_adapted(monkeypatch):
+    X, module, trainer, unit_count, seen = _retry_harness(monkeypatch, graph_learned=False)
     assert unit_count._retry_from_graph_start(trainer, X, X, 2, seen["start"], 0.7, 0.03, [], None, None) == 0.7
     assert "trained" not in seen
     for name, tensor in module.state_dict().items():
@@ -540,13 +557,10 @@ def test_a_graph_code_is_learned_by_the_open_units_and_the_decoder():
     X, angle = _circle_arc()
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(32,))
     trainer, history, asked = trainer_for(module), [], []
-    generator_state = trainer.generator.get_state()
-    order = torch.randperm(X.shape[0], generator=trainer.generator)  # the rows as the method draws them
-    trainer.generator.set_state(generator_state)
 
     def angle_of(rows, n_components):
         asked.append((rows.shape, n_components))
-        return angle[order].double().numpy()[:, None]
+        return angle.double().numpy()[:, None]
 
     unit_count = AdaptedUnitCount(
         linear_errors, search=True, max_epochs=100, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
@@ -559,7 +573,7 @@ def test_a_graph_code_is_learned_by_the_open_units_and_the_decoder():
 
     module.set_open_count(1)
     assert abs(correlation_with_angle()) < 0.9  # no linear code unrolls the arc
-    assert unit_count._learn_graph_code(trainer, X, 1, None, history, None)
+    assert unit_count._learn_graph_code(trainer, module.normalize(X), 1, None, history, None)
     assert asked == [((X.shape[0], 3), 1)] and module.gate.n_open() == 1
     assert correlation_with_angle() > 0.9
     # Through that one unit the network draws the arc better than PCA does (before it adapts).
@@ -585,10 +599,28 @@ def test_no_graph_code_from_coordinates_that_read_back_worse_than_the_first_try(
         check_step=100, projection_factor=2.4, steps_per_record=20, graph_coordinates=noise, graph_steps=100,
     )  # fmt: skip
     history = []
-    assert not unit_count._learn_graph_code(trainer_for(module), X, 1, None, history, None, beat=0.05)
+    assert not unit_count._learn_graph_code(trainer_for(module), module.normalize(X), 1, None, history, None, beat=0.05)
     assert history == []
     for name, tensor in module.state_dict().items():
         torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
+
+
+def test_a_graph_is_drawn_from_complete_training_rows_only(monkeypatch):
+    X = _linear_data(n_samples=60, rank=3)
+    module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(8,))
+    unit_count = _adapted_unit_count(linear_errors, graph_coordinates=lambda rows, n_components: rows[:, :n_components])
+    trainer = trainer_for(module, missing_values=True)
+    holed = X.clone()
+    holed[::3, 1] = torch.nan  # 20 rows with a hole
+    training_rows = torch.arange(10, 60)
+    rows = unit_count._graph_rows(trainer, holed, training_rows)
+    complete_training_rows = [i for i in range(10, 60) if i % 3]
+    torch.testing.assert_close(_sorted_rows(rows), _sorted_rows(module.normalize(X[complete_training_rows])))
+    monkeypatch.setattr("skdam._unit_search.GRAPH_ROWS", 7)
+    assert unit_count._graph_rows(trainer, holed, training_rows).shape == (7, X.shape[1])
+    # Too few complete rows to read any back from its ten nearest.
+    holed[: 60 - 11, 0] = torch.nan
+    assert unit_count._graph_rows(trainer, holed) is None
 
 
 def test_no_graph_code_without_coordinates_or_budget():
@@ -596,13 +628,14 @@ def test_no_graph_code_without_coordinates_or_budget():
     module, linear_errors = warm_started_module(X.numpy(), hidden_layer_sizes=(8,))
     before = _state(module.set_open_count(1))
     no_coordinates = _adapted_unit_count(linear_errors)  # graph_coordinates=None
-    assert not no_coordinates._learn_graph_code(trainer_for(module), X, 1, None, [], None)
+    assert no_coordinates._graph_rows(trainer_for(module), X) is None
+    assert not no_coordinates._learn_graph_code(trainer_for(module), None, 1, None, [], None)
     over_budget = AdaptedUnitCount(  # 180 steps left; a retry costs an adaptation's 200
         linear_errors, search=True, max_epochs=9, steps=200, closing_steps=50, batch_size=64, peak_learning_rate=1e-2,
         check_step=100, projection_factor=2.4, steps_per_record=20, graph_coordinates=lambda rows, n: pytest.fail("no budget"),
         graph_steps=100,
     )  # fmt: skip
-    assert not over_budget._learn_graph_code(trainer_for(module), X, 1, None, [], None)
+    assert not over_budget._learn_graph_code(trainer_for(module), module.normalize(X), 1, None, [], None)
     for name, tensor in module.state_dict().items():
         torch.testing.assert_close(tensor, before[name], rtol=0, atol=0)
 
