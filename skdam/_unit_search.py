@@ -580,8 +580,7 @@ class AdaptedUnitCount:
         if readback_error(rows, coordinates) >= beat:
             return False
         open_units = module.gate.open_mask().nonzero().flatten()
-        with torch.no_grad():
-            code = module.encode_normalized(rows)[:, open_units]
+        code = self._open_code(module, rows)
         coordinates = (coordinates - coordinates.mean(0)) / coordinates.std(0).clamp(min=1e-12)
         target = torch.zeros(rows.shape[0], module.gate.width, dtype=rows.dtype, device=rows.device)
         by_spread = code.std(0).argsort(descending=True)  # Isomap's coordinates come most spread first
