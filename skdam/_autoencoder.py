@@ -238,9 +238,9 @@ class DAMAutoencoder(_BaseDAM):
     since a network that settled without a curved code can miss one that exists: it
     can sit at PCA's error, a saddle, or tear a sheet. It learns them only where the
     rows, read back from their nearest neighbours in those coordinates, come back
-    better than from the first try's code read back alike (judged on the training
-    rows: below the first try's error); it then adapts for the other 1500 steps of an
-    adaptation, and it stands where it passes the rule on rows it never trained on. No error measured is taken above PCA's with as many units,
+    better than from the first try's code read back alike; it then adapts for the
+    other 1500 steps of an adaptation, and it stands where it passes the rule on rows
+    it never trained on. No error measured is taken above PCA's with as many units,
     which the network can always reach (its perceptron at zero, the principal axes on
     its linear path); once the count is decided, a network behind it becomes that
     projection. A fixed ``n_components=k`` takes the search's path: the gates settle

@@ -494,11 +494,6 @@ class AdaptedUnitCount:
         the start, so a projection halfway misjudges it, and a code that starts
         behind the first adaptation's error can end ahead of it.
 
-        Where the rule is judged on the training rows, a retry that passes hands the
-        walk a fresh perceptron that memorises its next closures, which those rows
-        cannot catch: there the graph's rows must read back to less than the first
-        adaptation's error, and the code learned must start ahead of it.
-
         The retry replaces the first adaptation only where its error on rows it never
         trained on is at most ``limit``: the judged rows where they are held out,
         else a random ``RETRY_CHECK_SHARE`` of the training rows that it leaves out
@@ -518,22 +513,13 @@ class AdaptedUnitCount:
             unseen, trained = judged, None
         adapted = snapshot(module)
         rows = self._graph_rows(trainer, X_train, trained)
-        held_out = unseen is judged
-        if held_out and rows is not None:
-            # The first adaptation's code, read back as the graph's will be: one
-            # measure, so that what it blurs at the data's dimension weighs on both.
-            beat = readback_error(rows, self._open_code(module, rows))
-        else:
-            # Judged on the training rows, a retry that passes hands the walk a fresh
-            # perceptron that memorises its next closures (benchmarks/thin_samples.py):
-            # there the graph must read back below the first try's error.
-            beat = error
+        # The first adaptation's code, read back as the graph's will be: the same
+        # measure, so that what it blurs at the data's dimension weighs on both.
+        rival = math.inf if rows is None else readback_error(rows, self._open_code(module, rows))
         module.load_state_dict(start)
         module.reset_perceptron(trainer.generator)
         retried = None
-        learned = self._learn_graph_code(trainer, rows, count, steps, history, on_epoch_end, beat=beat)
-        # On the training rows, too, a code that starts behind the first try is not adapted.
-        if learned and (held_out or self._error(trainer, unseen[:CHECK_ROWS]) < error):
+        if self._learn_graph_code(trainer, rows, count, steps, history, on_epoch_end, beat=rival):
             # The retry costs what one adaptation does: its steps less the graph's.
             retried = self._adapt(
                 trainer, X_train, unseen, count, None, history, on_epoch_end, self._retry_steps(steps), training_rows=trained
