@@ -207,6 +207,7 @@ def _adapted_unit_count(
         linear_errors, search=search, max_epochs=max_epochs, steps=steps, closing_steps=50, batch_size=64,
         peak_learning_rate=1e-2, check_step=100, projection_factor=2.4, steps_per_record=20, closing_peak_learning_rate=3e-3,
         linear_directions=linear_directions, finishing_steps=finishing_steps, graph_coordinates=graph_coordinates,
+        jump_steps=80,
     )  # fmt: skip
 
 
@@ -252,11 +253,15 @@ def _state(module):
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
 
 
-def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_errors=None, fixed=None, finishing_steps=0):
+def _trusted_unit_count(
+    monkeypatch, unadapted_errors, adapted_errors, retried_errors=None, fixed=None, finishing_steps=0,
+    linear_errors=(0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1),
+):  # fmt: skip
     """A network at 6 units far ahead of PCA: without training it sees ``unadapted_errors``,
-    adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations).
-    ``retried_errors`` maps a count to the error a retry from a graph start returns.
-    With ``fixed``, the count is fixed there (below the 6 the gates settled on)."""
+    adapted to a count ``adapted_errors`` (a list: the errors of successive adaptations;
+    None: no budget). ``retried_errors`` maps a count to the error a retry from a graph
+    start returns. With ``fixed``, the count is fixed there (below the 6 the gates
+    settled on). PCA's ``linear_errors`` keep 8 units by default, above the 6."""
     X = _linear_data(n_samples=64, rank=6)
     module, _ = warm_started_module(X.numpy(), hidden_layer_sizes=(16,))
     module.set_open_count(6)
@@ -277,7 +282,7 @@ def _trusted_unit_count(monkeypatch, unadapted_errors, adapted_errors, retried_e
         return error.pop(0) if isinstance(error, list) else error
 
     monkeypatch.setattr(AdaptedUnitCount, "_adapt", adapt)
-    unit_count = _adapted_unit_count([0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], search=fixed is None, finishing_steps=finishing_steps)
+    unit_count = _adapted_unit_count(linear_errors, search=fixed is None, finishing_steps=finishing_steps)
     settled = EpochRecord(epoch=0, loss=0.07, reconstruction_error=0.010, validation_error=None, n_open=6, beta=0.0, learning_rate=1e-3)
     history = []
     unit_count(trainer, X, None, settled, history, None)
@@ -293,6 +298,44 @@ def test_a_network_ahead_of_pca_closes_the_units_that_adapting_makes_up_for(monk
     # Short ones at the lower peak, each from the last, and 5 again to confirm the last closure.
     assert adaptations == [(6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 6: 0.008, 5: 0.010, 4: 0.015, 3: 0.040}  # adapted errors only
+
+
+#: PCA's errors whose rule keeps 4 units: its gains are 0.5, 0.2, 0.1, 0.05, then 0.002.
+PCA_KEEPS_4 = (0.5, 0.3, 0.2, 0.15, 0.148, 0.146, 0.144, 0.142)
+
+
+def test_a_chain_starts_at_pca_s_count_where_the_gates_settled_above_it(monkeypatch):
+    # 6 settled, PCA keeps 4: the chain adapts to 4 first, for the longer jump_steps.
+    # The closure to 3 costs more than alpha, the opening of 5 gains less: 4 stands
+    # by the rule on both sides, no move kept to confirm.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: 0.015, 3: 0.040, 5: 0.012}, linear_errors=PCA_KEEPS_4
+    )
+    assert module.gate.n_open() == 4
+    assert adaptations == [(4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.015, 3: 0.040}
+
+
+def test_a_chain_that_starts_too_low_opens_units(monkeypatch):
+    # PCA's 4 are too few for this network: 5 gains more than alpha, 6 does not, and
+    # the opening is confirmed with 4 adapted as long from the same network.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: [0.040, 0.035], 3: 0.2, 5: 0.015, 6: 0.012},
+        linear_errors=PCA_KEEPS_4,
+    )  # fmt: skip
+    assert module.gate.n_open() == 5
+    assert adaptations == [(4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (6, 50, 3e-3), (4, 50, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 3: 0.2, 4: 0.035, 5: 0.015, 6: 0.012}
+
+
+def test_a_chain_start_the_budget_cannot_pay_for_leaves_the_settled_network(monkeypatch):
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: None}, linear_errors=PCA_KEEPS_4
+    )
+    assert module.gate.n_open() == 6
+    assert adaptations == [(4, 80, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 6: 0.010}
+    assert unit_count.count_unchecked
 
 
 @pytest.mark.parametrize(("finished", "kept"), [(0.011, 0.011), (0.020, 0.015)])
