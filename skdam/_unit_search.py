@@ -649,42 +649,62 @@ class AdaptedUnitCount:
         keeps improving along the way and the count ends where the next closure,
         adapted, costs more than ``alpha`` (a network settled at 24 to 30 units on the
         paper's quadratic kernel of 20 closes to 20): the search's :meth:`_walk` with
-        short steps. Where PCA's errors, walked by the rule from ``count``, keep
-        fewer units, the chain starts there, its first adaptation ``jump_steps``
-        long: the gates settle well above the count (Fashion-MNIST on 17 units where
-        the rule keeps 8 or 9, the quadratic kernel on 28 where it keeps 20), the
-        walk down cost one adaptation a unit, and the network ahead of PCA kept at
-        most PCA's count on every data set the chain ran on (docs/benchmarks.md).
-        Where the first closure is rejected, the gates (or that start) may have
-        left too few units instead, and units open the same way while each gains
-        more than ``alpha``. A move that the rule rejects puts the network back, and the last
+        short steps. Where the first closure is rejected, the gates may have settled
+        short instead, and units open the same way while each gains more than
+        ``alpha``. A move that the rule rejects puts the network back, and the last
         kept move is judged again with both counts trained alike
         (:meth:`_confirm_move`), and the count kept trains on once decided
         (:meth:`_finish`, from ``__call__``). Errors are measured on ``rows``; with the budget
         spent, the count stands (with its unadapted error if it had none to adapt).
+
+        The gates settle well above the count (Fashion-MNIST on 17 units where the
+        rule keeps 8, the quadratic kernel on 28 where it keeps 20), and the walk
+        down costs one adaptation a unit. So where PCA's errors, walked by the rule
+        from ``count``, keep fewer units, the chain first starts there, its first
+        adaptation ``jump_steps`` long, as the units closed at once leave the network
+        further from adapted than one closure does. That start stands only where the
+        count lies at or below it: where the unit above it gains more than ``alpha``,
+        the network goes back to where the gates settled and the chain runs from
+        there, since every opening from a network that the start left short of
+        adapted passes on what it still gains (on MovieLens-100k PCA's ratios keep
+        none at alpha 0.03, and from one unit the chain opened to 8, where the walk
+        down from the 4 settled keeps 4; docs/benchmarks.md).
         """
-        module, alpha = trainer.module, trainer.settings.alpha
-        first, (steps, peak) = count, self._closing
-        linear_count = count_by_rule(_by_count(self.linear_errors), alpha, count, lowest, highest)[0]
+        module = trainer.module
+        linear_count = count_by_rule(_by_count(self.linear_errors), trainer.settings.alpha, count, lowest, highest)[0]
+        walked = None
         if linear_count < count:
-            # The units closed at once leave the network further from adapted than one closure does.
-            first, steps = linear_count, self.jump_steps
-        start = snapshot(module)
-        error = self._adapt(trainer, X_train, rows, first, None, history, on_epoch_end, steps, peak)
-        if error is None or not math.isfinite(error):
-            if error is None:
-                self.count_unchecked = True
-            module.load_state_dict(start)
+            settled, errors, unchecked = snapshot(module), dict(self.errors), self.count_unchecked
+            walked = self._adapt_and_walk(
+                trainer, X_train, rows, linear_count, lowest, linear_count + 1, self.jump_steps, history, on_epoch_end
+            )
+            if walked is None or walked[0] > linear_count:
+                module.load_state_dict(settled)
+                self.errors, self.count_unchecked, self._rejected_closure, walked = errors, unchecked, None, None
+        if walked is None:
+            walked = self._adapt_and_walk(trainer, X_train, rows, count, lowest, highest, self.closing_steps, history, on_epoch_end)
+        if walked is None:
             self.errors[count] = self._error(trainer, rows)
             return count
-        count = first
-        self.errors[count] = error
-        count, last_move = self._walk(
-            trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, *self._closing, retry_closures=False
-        )
+        count, last_move = walked
         if last_move is None:
             return count
         return self._confirm_move(trainer, X_train, rows, count, *last_move, history, on_epoch_end)
+
+    def _adapt_and_walk(self, trainer, X_train, rows, count, lowest, highest, first_steps, history, on_epoch_end):
+        """Adapt to ``count`` for ``first_steps``, then walk the chain from it, within ``[lowest, highest]``.
+
+        Returns the walk's count and last kept move (:meth:`_walk`), or None, the
+        network put back, where the first adaptation had no budget or diverged.
+        """
+        start = snapshot(trainer.module)
+        error = self._adapt(trainer, X_train, rows, count, None, history, on_epoch_end, first_steps, self.closing_peak_learning_rate)
+        if error is None or not math.isfinite(error):
+            self.count_unchecked = self.count_unchecked or error is None
+            trainer.module.load_state_dict(start)
+            return None
+        self.errors[count] = error
+        return self._walk(trainer, X_train, rows, count, lowest, highest, history, on_epoch_end, *self._closing, retry_closures=False)
 
     @property
     def _closing(self):

@@ -316,24 +316,29 @@ def test_a_chain_starts_at_pca_s_count_where_the_gates_settled_above_it(monkeypa
     assert unit_count.errors == {0: 1.0, 5: 0.012, 4: 0.015, 3: 0.040}
 
 
-def test_a_chain_that_starts_too_low_opens_units(monkeypatch):
-    # PCA's 4 are too few for this network: 5 gains more than alpha, 6 does not, and
-    # the opening is confirmed with 4 adapted as long from the same network.
+def test_a_chain_start_below_the_count_goes_back_to_where_the_gates_settled(monkeypatch):
+    # PCA's 4 are too few: from 4 the unit above gains more than alpha. Openings from
+    # there are not trusted: the network goes back to the 6 settled, and the chain
+    # runs from there as without the start, closing to 5 (confirmed against 6).
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: [0.040, 0.035], 3: 0.2, 5: 0.015, 6: 0.012},
-        linear_errors=PCA_KEEPS_4,
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5},
+        {4: [0.040, 0.040], 3: 0.2, 5: [0.015, 0.011], 6: [0.010, 0.010]}, linear_errors=PCA_KEEPS_4,
     )  # fmt: skip
     assert module.gate.n_open() == 5
-    assert adaptations == [(4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (6, 50, 3e-3), (4, 50, 3e-3)]
-    assert unit_count.errors == {0: 1.0, 3: 0.2, 4: 0.035, 5: 0.015, 6: 0.012}
+    assert adaptations == [
+        (4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (6, 50, 3e-3)
+    ]  # fmt: skip
+    assert unit_count.errors == {0: 1.0, 6: 0.010, 5: 0.011, 4: 0.040}  # the start's errors are dropped
+    assert not unit_count.count_unchecked
 
 
 def test_a_chain_start_the_budget_cannot_pay_for_leaves_the_settled_network(monkeypatch):
+    # Neither the start's adaptation nor the settled count's can be paid for.
     module, unit_count, _, adaptations = _trusted_unit_count(
-        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: None}, linear_errors=PCA_KEEPS_4
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: None, 6: None}, linear_errors=PCA_KEEPS_4
     )
     assert module.gate.n_open() == 6
-    assert adaptations == [(4, 80, 3e-3)]
+    assert adaptations == [(4, 80, 3e-3), (6, 50, 3e-3)]
     assert unit_count.errors == {0: 1.0, 6: 0.010}
     assert unit_count.count_unchecked
 
