@@ -266,7 +266,9 @@ class DAMAutoencoder(_BaseDAM):
     than too few: units close one at a time, each judged after a short adaptation (250
     steps, peaking at the main training's step size, 3e-3) that goes on from the last,
     starting from PCA's count by the rule where that is lower (the first adaptation
-    then 500 steps long), until the next closure costs more than ``alpha`` (where the first one does, units
+    then 500 steps long; where the unit above that start gains more than ``alpha``,
+    the chain goes back to where the gates settled), until the next closure costs
+    more than ``alpha`` (where the first one does, units
     open the same way while each gains more); the last kept move is then judged again,
     the count it left adapting as long from the same network. The count kept then
     trains 500 steps more at that step size: the chain's adaptations decide, but
