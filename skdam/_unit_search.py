@@ -664,11 +664,12 @@ class AdaptedUnitCount:
         adaptation ``jump_steps`` long, as the units closed at once leave the network
         further from adapted than one closure does. That start stands only where the
         count lies at or below it: where the unit above it gains more than ``alpha``,
-        the network goes back to where the gates settled and the chain runs from
-        there, since every opening from a network that the start left short of
-        adapted passes on what it still gains (on MovieLens-100k PCA's ratios keep
-        none at alpha 0.03, and from one unit the chain opened to 8, where the walk
-        down from the 4 settled keeps 4; docs/benchmarks.md).
+        judged again with both counts trained alike (:meth:`_confirm_move`), the
+        network goes back to where the gates settled and the chain runs from there,
+        since every opening from a network that the start left short of adapted
+        passes on what it still gains (on MovieLens-100k PCA's ratios keep none at
+        alpha 0.03, and from one unit the chain opened to 8, where the walk down
+        from the 4 settled keeps 4; docs/benchmarks.md).
         """
         module = trainer.module
         linear_count = count_by_rule(_by_count(self.linear_errors), trainer.settings.alpha, count, lowest, highest)[0]
@@ -678,6 +679,10 @@ class AdaptedUnitCount:
             walked = self._adapt_and_walk(
                 trainer, X_train, rows, linear_count, lowest, linear_count + 1, self.jump_steps, history, on_epoch_end
             )
+            if walked is not None and walked[0] > linear_count:
+                # The opening from the start, judged again with both counts trained alike.
+                if self._confirm_move(trainer, X_train, rows, walked[0], *walked[1], history, on_epoch_end) == linear_count:
+                    walked = (linear_count, None)
             if walked is None or walked[0] > linear_count:
                 module.load_state_dict(settled)
                 self.errors, self.count_unchecked, self._rejected_closure, walked = errors, unchecked, None, None

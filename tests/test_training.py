@@ -317,19 +317,32 @@ def test_a_chain_starts_at_pca_s_count_where_the_gates_settled_above_it(monkeypa
 
 
 def test_a_chain_start_below_the_count_goes_back_to_where_the_gates_settled(monkeypatch):
-    # PCA's 4 are too few: from 4 the unit above gains more than alpha. Openings from
-    # there are not trusted: the network goes back to the 6 settled, and the chain
-    # runs from there as without the start, closing to 5 (confirmed against 6).
+    # PCA's 4 are too few: from 4 the unit above gains more than alpha, also once 4
+    # adapted as long. Openings from there are not trusted: the network goes back to
+    # the 6 settled, and the chain runs from there as without the start, closing to
+    # 5 (confirmed against 6).
     module, unit_count, _, adaptations = _trusted_unit_count(
         monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5},
-        {4: [0.040, 0.040], 3: 0.2, 5: [0.015, 0.011], 6: [0.010, 0.010]}, linear_errors=PCA_KEEPS_4,
+        {4: [0.040, 0.040, 0.040], 3: 0.2, 5: [0.015, 0.011], 6: [0.010, 0.010]}, linear_errors=PCA_KEEPS_4,
     )  # fmt: skip
     assert module.gate.n_open() == 5
     assert adaptations == [
-        (4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (6, 50, 3e-3)
+        (4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3),
+        (6, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3), (6, 50, 3e-3),
     ]  # fmt: skip
     assert unit_count.errors == {0: 1.0, 6: 0.010, 5: 0.011, 4: 0.040}  # the start's errors are dropped
     assert not unit_count.count_unchecked
+
+
+def test_an_opening_from_the_chain_start_that_only_training_passed_is_undone(monkeypatch):
+    # From 4 the opening gains 0.025, but 4 adapted as long from the same network
+    # reaches 0.020: the unit above gains 0.005, and the start's 4 stands.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: [0.040, 0.020], 3: 0.2, 5: 0.015}, linear_errors=PCA_KEEPS_4
+    )
+    assert module.gate.n_open() == 4
+    assert adaptations == [(4, 80, 3e-3), (3, 50, 3e-3), (5, 50, 3e-3), (4, 50, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 3: 0.2, 4: 0.020, 5: 0.015}
 
 
 def test_a_chain_start_the_budget_cannot_pay_for_leaves_the_settled_network(monkeypatch):
