@@ -656,36 +656,9 @@ class AdaptedUnitCount:
         (:meth:`_confirm_move`), and the count kept trains on once decided
         (:meth:`_finish`, from ``__call__``). Errors are measured on ``rows``; with the budget
         spent, the count stands (with its unadapted error if it had none to adapt).
-
-        The gates settle well above the count (Fashion-MNIST on 17 units where the
-        rule keeps 8, the quadratic kernel on 28 where it keeps 20), and the walk
-        down costs one adaptation a unit. So where PCA's errors, walked by the rule
-        from ``count``, keep fewer units, the chain first starts there, its first
-        adaptation ``jump_steps`` long, as the units closed at once leave the network
-        further from adapted than one closure does. That start stands only where the
-        count lies at or below it: where the unit above it gains more than ``alpha``,
-        judged again with both counts trained alike (:meth:`_confirm_move`), the
-        network goes back to where the gates settled and the chain runs from there,
-        since every opening from a network that the start left short of adapted
-        passes on what it still gains (on MovieLens-100k PCA's ratios keep none at
-        alpha 0.03, and from one unit the chain opened to 8, where the walk down
-        from the 4 settled keeps 4; docs/benchmarks.md).
+        Where PCA's count is lower, the chain first starts there (:meth:`_walk_from_linear_start`).
         """
-        module = trainer.module
-        linear_count = count_by_rule(_by_count(self.linear_errors), trainer.settings.alpha, count, lowest, highest)[0]
-        walked = None
-        if linear_count < count:
-            settled, errors, unchecked = snapshot(module), dict(self.errors), self.count_unchecked
-            walked = self._adapt_and_walk(
-                trainer, X_train, rows, linear_count, lowest, linear_count + 1, self.jump_steps, history, on_epoch_end
-            )
-            if walked is not None and walked[0] > linear_count:
-                # The opening from the start, judged again with both counts trained alike.
-                if self._confirm_move(trainer, X_train, rows, walked[0], *walked[1], history, on_epoch_end) == linear_count:
-                    walked = (linear_count, None)
-            if walked is None or walked[0] > linear_count:
-                module.load_state_dict(settled)
-                self.errors, self.count_unchecked, self._rejected_closure, walked = errors, unchecked, None, None
+        walked = self._walk_from_linear_start(trainer, X_train, rows, count, lowest, highest, history, on_epoch_end)
         if walked is None:
             walked = self._adapt_and_walk(trainer, X_train, rows, count, lowest, highest, self.closing_steps, history, on_epoch_end)
         if walked is None:
@@ -695,6 +668,41 @@ class AdaptedUnitCount:
         if last_move is None:
             return count
         return self._confirm_move(trainer, X_train, rows, count, *last_move, history, on_epoch_end)
+
+    def _walk_from_linear_start(self, trainer, X_train, rows, count, lowest, highest, history, on_epoch_end):
+        """The chain from PCA's count by the rule, where that is below ``count``: its count and last kept move.
+
+        The gates settle well above the count (Fashion-MNIST on 17 units where the
+        rule keeps 8, the quadratic kernel on 28 where it keeps 20), and the walk
+        down costs one adaptation a unit. So where PCA's errors, walked by the rule
+        from ``count``, keep fewer units, the chain first starts there, its first
+        adaptation ``jump_steps`` long, as the units closed at once leave the network
+        further from adapted than one closure does. That start stands only where the
+        count lies at or below it: where the unit above it gains more than ``alpha``,
+        judged again with both counts trained alike (:meth:`_confirm_move`), the
+        chain must run from where the gates settled, since every opening from a
+        network that the start left short of adapted passes on what it still gains
+        (on MovieLens-100k PCA's ratios keep none at alpha 0.03, and from one unit
+        the chain opened to 8, where the walk down from the 4 settled keeps 4;
+        docs/benchmarks.md). Returns None there, or where there is no such start or
+        no budget for it, with the network, ``errors`` and ``count_unchecked`` as
+        they were.
+        """
+        module = trainer.module
+        start = count_by_rule(_by_count(self.linear_errors), trainer.settings.alpha, count, lowest, highest)[0]
+        if start >= count:
+            return None
+        settled, errors, unchecked = snapshot(module), dict(self.errors), self.count_unchecked
+        walked = self._adapt_and_walk(trainer, X_train, rows, start, lowest, start + 1, self.jump_steps, history, on_epoch_end)
+        if walked is not None and walked[0] > start:
+            # The opening from the start, judged again with both counts trained alike.
+            if self._confirm_move(trainer, X_train, rows, walked[0], *walked[1], history, on_epoch_end) == start:
+                return start, None
+        if walked is None or walked[0] > start:
+            module.load_state_dict(settled)
+            self.errors, self.count_unchecked, self._rejected_closure = errors, unchecked, None
+            return None
+        return walked
 
     def _adapt_and_walk(self, trainer, X_train, rows, count, lowest, highest, first_steps, history, on_epoch_end):
         """Adapt to ``count`` for ``first_steps``, then walk the chain from it, within ``[lowest, highest]``.
