@@ -356,6 +356,18 @@ def test_a_chain_start_the_budget_cannot_pay_for_leaves_the_settled_network(monk
     assert unit_count.count_unchecked
 
 
+def test_a_chain_start_without_budget_leaves_the_settled_count_checked_as_before(monkeypatch):
+    # The start's 80 steps cannot be paid for, the settled count's 50 can: the chain
+    # runs from 6 as without the start, and the count counts as checked.
+    module, unit_count, _, adaptations = _trusted_unit_count(
+        monkeypatch, {6: 0.010, 5: 0.5, 4: 0.5, 3: 0.5}, {4: None, 6: 0.010, 5: 0.030, 7: 0.009}, linear_errors=PCA_KEEPS_4
+    )
+    assert module.gate.n_open() == 6
+    assert adaptations == [(4, 80, 3e-3), (6, 50, 3e-3), (5, 50, 3e-3), (7, 50, 3e-3)]
+    assert unit_count.errors == {0: 1.0, 5: 0.030, 6: 0.010, 7: 0.009}
+    assert not unit_count.count_unchecked
+
+
 @pytest.mark.parametrize(("finished", "kept"), [(0.011, 0.011), (0.020, 0.015)])
 def test_the_count_the_chain_keeps_trains_on_once_decided(monkeypatch, finished, kept):
     # As above, 4 is kept; then it trains 30 steps more, at the chain's peak. Its
