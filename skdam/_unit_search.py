@@ -696,12 +696,11 @@ class AdaptedUnitCount:
         walked = self._adapt_and_walk(trainer, X_train, rows, start, lowest, start + 1, self.jump_steps, history, on_epoch_end)
         if walked is not None and walked[0] > start:
             # The opening from the start, judged again with both counts trained alike.
-            if self._confirm_move(trainer, X_train, rows, walked[0], *walked[1], history, on_epoch_end) == start:
-                return start, None
-        if walked is None or walked[0] > start:
+            kept = self._confirm_move(trainer, X_train, rows, walked[0], *walked[1], history, on_epoch_end)
+            walked = (start, None) if kept == start else None
+        if walked is None:
             module.load_state_dict(settled)
             self.errors, self.count_unchecked, self._rejected_closure = errors, unchecked, None
-            return None
         return walked
 
     def _adapt_and_walk(self, trainer, X_train, rows, count, lowest, highest, first_steps, history, on_epoch_end):
