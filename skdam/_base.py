@@ -23,6 +23,7 @@ from ._input import check_float32_range, check_observed, check_spread
 from ._persistence import ArrayStateMixin
 from ._progress import epoch_progress
 from ._runtime import as_tensor, intra_op_threads, resolve_device, training_matmul_dtype, training_threads
+from ._principal_subspace import PrincipalSubspace
 from ._statistics import bottleneck_axes, linear_errors
 from ._transform import ReconstructionMixin
 from ._unit_search import LinearUnitCount
@@ -167,7 +168,7 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
         missing_values = check_observed(X, type(self).__name__, every_feature=not continuing)
         device = resolve_device(self.device)
         trainer = getattr(self, "_trainer", None) if incremental else None  # partial_fit goes on
-        axes, history, X_validation, unit_count = None, [], None, None
+        axes, history, X_validation, unit_count, subspace = None, [], None, None, None
         if trainer is not None:
             history = self._history()
             with_settings(trainer, missing_values=missing_values, hidden_share=self._hidden_share() if missing_values else 0.0)
@@ -179,7 +180,12 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             else:
                 held_out = self._holds_rows_out(X.shape[0], missing_values) and not incremental
                 X, X_validation = self._split_validation(X, random_state) if held_out else (X, None)
-                module, axes = self._build_module(X, random_state, generator, incremental, missing_values)
+                axes = self._principal_axes(X, random_state, incremental, missing_values)
+                if axes.basis is not None:
+                    subspace = PrincipalSubspace(axes, X, X_validation)
+                    axes = subspace.axes_within(axes)
+                module = self._build_module(axes, generator, missing_values)
+            self._record_training_axes(subspace, continuing)
             if not incremental:
                 unit_count = self._unit_count(axes, search=self.n_components == "auto")
             # An integer n_components: beta follows a schedule to exactly k gates,
@@ -189,7 +195,12 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             trainer = GateTrainer(module, settings, generator)
             trainer.epochs_run = len(history)
         trainer.to(device)
-        result = self._train(trainer, X, X_validation, unit_count, device)
+        if subspace is None:
+            result = self._train(trainer, X, X_validation, unit_count, device)
+        else:
+            result = self._train(trainer, subspace.rows, subspace.validation_rows, unit_count, device, subspace.whole_record)
+            trainer.module = subspace.fold(trainer.module)
+            result = subspace.whole_result(result)
         module = trainer.module.eval()
         if not incremental:
             self._settle_module(module, axes)
@@ -211,13 +222,19 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             self._warn_about(result, trainer, axes, widest=min(X.shape))
         return self
 
-    def _train(self, trainer, X, X_validation, unit_count, device):
-        """Run the epochs: one for ``partial_fit`` (no ``unit_count``), until settled for ``fit``."""
+    def _train(self, trainer, X, X_validation, unit_count, device, shown_record=None):
+        """Run the epochs: one for ``partial_fit`` (no ``unit_count``), until settled for ``fit``.
+
+        ``shown_record`` maps each record to what the progress shows of it.
+        """
         incremental = unit_count is None
         threads = training_threads(trainer.module, trainer.settings.batch_size, device)
         name = type(self).__name__
         try:
-            with epoch_progress(self.verbose, None if incremental else self.max_iter, name) as on_epoch_end, intra_op_threads(threads):
+            with epoch_progress(self.verbose, None if incremental else self.max_iter, name) as progress, intra_op_threads(threads):
+                on_epoch_end = progress
+                if progress is not None and shown_record is not None:
+                    on_epoch_end = lambda record: progress(shown_record(record))  # noqa: E731
                 X_train = as_tensor(X, device)
                 if incremental:
                     record = trainer.run_epoch(X_train)
@@ -297,31 +314,46 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
     def _min_open(self):
         return self.min_components if self.n_components == "auto" else self.n_components
 
-    def _build_module(self, X, random_state, generator, incremental, missing_values=False):
-        """The network, its normalisation and its SVD warm start, on the CPU.
+    def _principal_axes(self, X, random_state, incremental, missing_values=False):
+        """The normalisation and the principal axes behind the warm start.
 
         With ``missing_values`` the statistics hold on the observed entries and the
-        axes come from probabilistic PCA's EM on them (:func:`incomplete_principal_axes`);
-        the encoder's perceptron then also reads which entries are missing.
+        axes come from probabilistic PCA's EM on them (:func:`incomplete_principal_axes`).
+        Where the network trains through the leading axes (:meth:`_training_axes`),
+        ``basis`` holds them.
         """
         axes = bottleneck_axes(
             X, random_state, max_components=self.max_components, min_open=self._min_open, alpha=self.alpha,
             incremental=incremental, min_open_name="min_components" if self.n_components == "auto" else "n_components",
-            missing_values=missing_values,
+            missing_values=missing_values, basis_width=None if incremental else self._training_axes,
         )  # fmt: skip
         check_spread(axes.mean, axes.spread, type(self).__name__)
+        return axes
+
+    def _training_axes(self, n_features, bottleneck_width):
+        """How many leading principal axes the network trains through, or None: it reads the features."""
+        return None
+
+    def _record_training_axes(self, subspace, continuing):
+        """Keep what the fit says of the axes the network trained through (nothing by default)."""
+
+    def _build_module(self, axes, generator, missing_values=False):
+        """The network on ``axes``'s inputs, its normalisation and its SVD warm start, on the CPU.
+
+        With ``missing_values`` the encoder's perceptron also reads which entries are missing.
+        """
         # Construction draws from the global RNG; fork_rng puts it back, and
         # reset_parameters then draws from our own generator.
         with torch.random.fork_rng(devices=[]):
             module = GatedAutoencoder(
-                X.shape[1], axes.directions.shape[0], self._hidden_layer_sizes(), self._activation(),
+                len(axes.mean), axes.directions.shape[0], self._hidden_layer_sizes(), self._activation(),
                 missing_indicator=missing_values,
             )  # fmt: skip
         module.reset_parameters(generator)
         # Constant data has no spread to divide by; any scale reconstructs it.
         module.set_normalization(axes.mean, axes.spread if axes.spread > 0 else 1.0)
         module.set_linear_path(axes.directions)
-        return module, axes
+        return module
 
     def _training_settings(
         self, module, n_samples, device, missing_values=False, scheduled_pruning=False, incremental=False

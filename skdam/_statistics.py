@@ -12,7 +12,15 @@ from sklearn.utils.extmath import randomized_svd
 #: The normalisation and the principal axes; ``variance_shares`` is each axis's
 #: share of the total variance.
 #: ``covariance`` is the covariance fitted to data with missing values, else None.
-PrincipalAxes = namedtuple("PrincipalAxes", ["mean", "spread", "directions", "variance_shares", "covariance"], defaults=(None,))
+#: ``basis``: the leading axes a network trains through on wide data, else None
+#: (:mod:`skdam._principal_subspace`). ``dropped_share``: the share of the variance
+#: outside the span the network's errors are measured in, 0 where it reads the
+#: features themselves.
+PrincipalAxes = namedtuple(
+    "PrincipalAxes",
+    ["mean", "spread", "directions", "variance_shares", "covariance", "basis", "dropped_share"],
+    defaults=(None, None, 0.0),
+)
 
 #: Entries per block when statistics of X are accumulated in float64: a sixteenth
 #: of X, between 1 MiB and 8 MiB of float64, so their extra memory stays a small
@@ -52,7 +60,10 @@ def principal_axes(X, n_directions, random_state):
     n_samples, n_features = X.shape
     chunks = row_chunks(X)
     mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in chunks) / n_samples
-    largest_deviation = max(float(np.max(np.abs(X[rows] - mean))) for rows in chunks)
+    # Each feature's largest deviation is at its largest or smallest entry.
+    largest_deviation = max(
+        float(max(np.max(X[rows].max(axis=0) - mean), np.max(mean - X[rows].min(axis=0)))) for rows in chunks
+    )
     if largest_deviation <= 4 * np.finfo(np.float64).eps * float(np.max(np.abs(mean))):
         return PrincipalAxes(mean, 0.0, np.eye(n_features)[:n_directions], np.zeros(n_directions))
     if n_features <= COVARIANCE_MAX_FEATURES:
@@ -157,8 +168,12 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
 
 
 def linear_errors(axes):
-    """Share of the variance the top ``k`` of ``axes`` leave unexplained, at index ``k - 1``: PCA's errors."""
-    return 1.0 - np.cumsum(axes.variance_shares)
+    """Share of the variance the top ``k`` of ``axes`` leave unexplained, at index ``k - 1``: PCA's errors.
+
+    Within the span errors are measured in: the share outside it, ``dropped_share``,
+    is left out.
+    """
+    return 1.0 - axes.dropped_share - np.cumsum(axes.variance_shares)
 
 
 def _top_axes(centred, n_directions, random_state):
@@ -170,7 +185,9 @@ def _top_axes(centred, n_directions, random_state):
     return directions, np.clip(singular_values**2 / total, 0, 1)
 
 
-def bottleneck_axes(X, random_state, *, max_components, min_open, alpha, incremental, min_open_name, missing_values=False):
+def bottleneck_axes(
+    X, random_state, *, max_components, min_open, alpha, incremental, min_open_name, missing_values=False, basis_width=None
+):  # fmt: skip
     """Principal axes for the bottleneck's units, as many as its width.
 
     A ``max_components`` the user set bounds the width. The default is at least
@@ -179,13 +196,18 @@ def bottleneck_axes(X, random_state, *, max_components, min_open, alpha, increme
     ``min(n_samples, n_features)``; ``partial_fit`` by ``n_features`` only where the
     covariance gives every axis, whatever the rows of its first chunk. With
     ``missing_values`` (``X`` holds NaN) the axes are :func:`incomplete_principal_axes`.
+
+    ``basis_width``, a function of the number of features and the width, gives how
+    many leading axes go to ``basis`` (None for none); only complete data whose
+    covariance gives every axis has one.
     """
     n_samples, n_features = X.shape
     exact = n_features <= COVARIANCE_MAX_FEATURES
     limit = n_features if incremental and exact else min(n_samples, n_features)
     floor = max(DEFAULT_MAX_COMPONENTS, min_open)
     if max_components is not None:
-        n_directions = width = min(max_components, limit)
+        width = min(max_components, limit)
+        n_directions = limit if exact and basis_width is not None else width
     else:
         n_directions = limit if exact else min(limit, 2 * floor)
     while True:
@@ -203,4 +225,7 @@ def bottleneck_axes(X, random_state, *, max_components, min_open, alpha, increme
             f"{min_open_name}={min_open} is larger than max_components={width} (at most "
             f"{limit} for X of shape {X.shape})."
         )
+    n_basis = None if basis_width is None or missing_values or not exact else basis_width(n_features, width)
+    if n_basis is not None:
+        axes = axes._replace(basis=axes.directions[:n_basis].copy())
     return axes._replace(directions=axes.directions[:width], variance_shares=axes.variance_shares[:width])
