@@ -495,7 +495,9 @@ def _principal_axes_in_blocks(X, n_directions, rows_per_block):
     n_samples, n_features = X.shape
     blocks = [slice(start, start + rows_per_block) for start in range(0, n_samples, rows_per_block)]
     mean = sum(X[rows].sum(axis=0, dtype=np.float64) for rows in blocks) / n_samples
-    largest_deviation = max(float(np.max(np.abs(X[rows] - mean))) for rows in blocks)
+    largest_deviation = max(
+        float(max(np.max(X[rows].max(axis=0) - mean), np.max(mean - X[rows].min(axis=0)))) for rows in blocks
+    )
     scatter = np.zeros((n_features, n_features))
     for rows in blocks:
         centred = (X[rows] - mean) / largest_deviation  # float64

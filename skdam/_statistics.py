@@ -198,8 +198,8 @@ def bottleneck_axes(
     ``missing_values`` (``X`` holds NaN) the axes are :func:`incomplete_principal_axes`.
 
     ``basis_width``, a function of the number of features and the width, gives how
-    many leading axes go to ``basis`` (None for none); only complete data whose
-    covariance gives every axis has one.
+    many leading axes go to ``basis`` (None for none); only complete, non-constant
+    data whose covariance gives every axis has one.
     """
     n_samples, n_features = X.shape
     exact = n_features <= COVARIANCE_MAX_FEATURES
@@ -225,7 +225,8 @@ def bottleneck_axes(
             f"{min_open_name}={min_open} is larger than max_components={width} (at most "
             f"{limit} for X of shape {X.shape})."
         )
-    n_basis = None if basis_width is None or missing_values or not exact else basis_width(n_features, width)
+    spanned = basis_width is not None and exact and not missing_values and axes.spread > 0  # constant data span nothing
+    n_basis = basis_width(n_features, width) if spanned else None
     if n_basis is not None:
         axes = axes._replace(basis=axes.directions[:n_basis].copy())
     return axes._replace(directions=axes.directions[:width], variance_shares=axes.variance_shares[:width])

@@ -87,6 +87,8 @@ def _check_fitted_properties(estimator, X):
     early_stopping=st.booleans(),
     random_state=st.integers(0, 1000),
 )
+# Found by this test: one training row has no spread, and no principal axes to train through.
+@example(X=np.array([[0.0805, 0.0132, -0.0673], [-0.0846, -0.0139, 0.0708]]), kind="autoencoder", early_stopping=True, random_state=0)
 def test_any_valid_data_gives_consistent_finite_output(X, kind, early_stopping, random_state):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short training and big offsets warn; beside the point
