@@ -234,7 +234,10 @@ class _BaseDAM(ArrayStateMixin, ClassNamePrefixFeaturesOutMixin, ReconstructionM
             with epoch_progress(self.verbose, None if incremental else self.max_iter, name) as progress, intra_op_threads(threads):
                 on_epoch_end = progress
                 if progress is not None and shown_record is not None:
-                    on_epoch_end = lambda record: progress(shown_record(record))  # noqa: E731
+
+                    def on_epoch_end(record):
+                        progress(shown_record(record))
+
                 X_train = as_tensor(X, device)
                 if incremental:
                     record = trainer.run_epoch(X_train)

@@ -136,3 +136,11 @@ def test_records_become_shares_of_the_whole_variance(wide_rows):
     assert whole.validation_error == pytest.approx(0.3 + subspace.validation_share_outside)
     assert subspace.share_outside > 0.005 and subspace.validation_share_outside > 0.005
     assert (whole.epoch, whole.n_open, whole.beta) == (3, 4, 0.1)
+
+
+def test_the_progress_shows_shares_of_the_whole_variance(wide_rows, capsys):
+    with pytest.warns(Warning):
+        fitted = DAMAutoencoder(hidden_layer_sizes=(16,), max_components=8, max_iter=4, verbose=1, random_state=0).fit(wide_rows)
+    assert fitted.input_axes_ == 16
+    shown = [float(line.split("reconstruction ")[1].split(",")[0]) for line in capsys.readouterr().out.splitlines() if "reconstruction " in line]
+    np.testing.assert_allclose(shown, fitted.reconstruction_error_curve_, atol=1e-5)
