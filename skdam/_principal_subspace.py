@@ -127,9 +127,10 @@ class PrincipalSubspace:
         layers write along the basis: folded into their weights, the result is a
         plain :class:`~skdam.nn.GatedAutoencoder` on the features.
         """
-        folded = GatedAutoencoder(
-            self.n_features, network.bottleneck_width, network.hidden_layer_sizes, network.activation
-        ).to(network.encoder_linear.weight.dtype)
+        with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG; load_state_dict replaces it all
+            folded = GatedAutoencoder(
+                self.n_features, network.bottleneck_width, network.hidden_layer_sizes, network.activation
+            ).to(network.encoder_linear.weight.dtype)
         state = {name: tensor.clone() for name, tensor in network.state_dict().items()}
         basis = torch.as_tensor(self.basis, dtype=torch.float64)
         # Coordinates in the network's units are sqrt(width / n_features) times the

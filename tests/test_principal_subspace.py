@@ -144,3 +144,12 @@ def test_the_progress_shows_shares_of_the_whole_variance(wide_rows, capsys):
     assert fitted.input_axes_ == 16
     shown = [float(line.split("reconstruction ")[1].split(",")[0]) for line in capsys.readouterr().out.splitlines() if "reconstruction " in line]
     np.testing.assert_allclose(shown, fitted.reconstruction_error_curve_, atol=1e-5)
+
+
+def test_a_fit_through_the_axes_leaves_the_global_random_state_alone(wide_rows):
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
+    with pytest.warns(Warning):
+        fitted = DAMAutoencoder(hidden_layer_sizes=(4,), max_components=8, max_iter=3, random_state=0).fit(wide_rows)
+    assert fitted.input_axes_ == 16
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), numpy_state))
