@@ -22,10 +22,10 @@ from .nn import GatedAutoencoder
 
 #: Leading principal axes read per bottleneck unit. At the default width of 64,
 #: Fashion-MNIST trains on 128 of its 784 axes, which leave 7.2 % of the variance
-#: out, no more than its 8 units reconstruct there: by hand on seed 0, test MSE
-#: 0.0666 (0.0660 on 192 axes, 0.0663 on 256, 0.0668 on every pixel) in 12.0 s
-#: (13.6 s, 16.1 s, 22 s). ``benchmarks/speed.py`` and ``benchmarks/fashion_mnist.py``
-#: measure it; docs/benchmarks.md.
+#: out, little of which its 8 units reconstruct: by hand on seed 0, test MSE 0.0666
+#: in 12.0 s (0.0660 in 13.6 s on 192 axes, 0.0663 in 16.1 s on 256, 0.0668 on every
+#: pixel). ``benchmarks/speed.py`` and ``benchmarks/fashion_mnist.py`` measure it
+#: (docs/benchmarks.md).
 AXES_PER_UNIT = 2
 
 
@@ -83,7 +83,7 @@ class PrincipalSubspace:
         """``axes`` as the network in the span sees them: unit vectors, PCA's errors within the span."""
         directions = np.eye(self.width)[: axes.directions.shape[0]]
         return axes._replace(
-            mean=np.zeros(self.width), spread=self.scale, directions=directions, basis=None, dropped_share=self.share_outside
+            mean=np.zeros(self.width), spread=self.scale, directions=directions, basis=None, share_outside=self.share_outside
         )  # fmt: skip
 
     def whole_record(self, record):

@@ -13,12 +13,12 @@ from sklearn.utils.extmath import randomized_svd
 #: share of the total variance.
 #: ``covariance`` is the covariance fitted to data with missing values, else None.
 #: ``basis``: the leading axes a network trains through on wide data, else None
-#: (:mod:`skdam._principal_subspace`). ``dropped_share``: the share of the variance
+#: (:mod:`skdam._principal_subspace`). ``share_outside``: the share of the variance
 #: outside the span the network's errors are measured in, 0 where it reads the
 #: features themselves.
 PrincipalAxes = namedtuple(
     "PrincipalAxes",
-    ["mean", "spread", "directions", "variance_shares", "covariance", "basis", "dropped_share"],
+    ["mean", "spread", "directions", "variance_shares", "covariance", "basis", "share_outside"],
     defaults=(None, None, 0.0),
 )
 
@@ -170,10 +170,10 @@ def incomplete_principal_axes(X, n_directions, random_state, alpha):
 def linear_errors(axes):
     """Share of the variance the top ``k`` of ``axes`` leave unexplained, at index ``k - 1``: PCA's errors.
 
-    Within the span errors are measured in: the share outside it, ``dropped_share``,
+    Within the span errors are measured in: the share outside it, ``share_outside``,
     is left out.
     """
-    return 1.0 - axes.dropped_share - np.cumsum(axes.variance_shares)
+    return 1.0 - axes.share_outside - np.cumsum(axes.variance_shares)
 
 
 def _top_axes(centred, n_directions, random_state):
