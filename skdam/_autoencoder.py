@@ -15,10 +15,12 @@ from ._unit_search import AdaptedUnitCount
 #: Adapting the network to one count more or fewer (see AdaptedUnitCount), as
 #: benchmarks/adaptation.py measured: Adam steps of 256 rows on a one-cycle schedule
 #: peaking at 1e-2 bring a Swiss roll on 2 units to 0.004 of the variance in 2000
-#: steps, where 1000 leave 0.02 and a constant 3e-3 on small batches 0.06. 3000:
-#: from a settled network the S-curve on 2 units found its code in 2000 steps on
-#: one draw in two, in 3000 on more (hand runs; benchmarks/manifolds.py measures it).
-ADAPTATION_STEPS = 3000
+#: steps, where 1000 leave 0.02 and a constant 3e-3 on small batches 0.06. A
+#: closure that these steps leave short of a curved code (the S-curve's 2 units on
+#: some draws) gets its retry from a graph start; benchmarks/manifolds.py gave the
+#: same counts at 2000 as at 3000 steps in two thirds of the time
+#: (docs/benchmarks.md).
+ADAPTATION_STEPS = 2000
 #: Where the settled network is already ahead of PCA, closures are judged after
 #: adaptations this short, each going on from the last: benchmarks/closing_chain.py
 #: compares 100, 250 and 500 steps (counts, errors and fit time).
@@ -108,10 +110,9 @@ class DAMAutoencoder(_BaseDAM):
         Gates that stay open however large ``alpha`` is.
     max_iter : int, default=400
         Most epochs, counting the unit search's adaptations at 50 steps an epoch
-        (one adaptation is 60): a count that the budget leaves unchecked stands,
+        (one adaptation is 40): a count that the budget leaves unchecked stands,
         with a ``ConvergenceWarning``. The default leaves room for the settling
-        epochs and six adaptations, what the walks of the project's tanh latents
-        take (313 to 373 epochs; docs/benchmarks.md).
+        epochs and eight adaptations.
     batch_size : int or "auto", default="auto"
         Rows per mini-batch. ``"auto"``: 50 steps per epoch, of ``[32, 256]``
         rows; past 12800 rows an epoch trains on 12800 of them, freshly shuffled
@@ -248,7 +249,7 @@ class DAMAutoencoder(_BaseDAM):
     network is within ``alpha`` of the best linear projection (PCA) with as many units,
     or beaten by PCA with more. There the last of those closures is undone, as the
     settled network's error bounds nothing, and the search starts from the count it
-    closed from. The gate moves one unit, the network adapts to the new count (3000 Adam
+    closed from. The gate moves one unit, the network adapts to the new count (2000 Adam
     steps of 256 rows on a one-cycle schedule peaking at 1e-2, from a fresh optimiser),
     and the move is kept when the error changed by at most ``alpha`` (closing) or by
     more (opening); else the network is put back. A move that passes only against the
@@ -262,7 +263,7 @@ class DAMAutoencoder(_BaseDAM):
     can sit at PCA's error, a saddle, or tear a sheet. It learns them only where the
     rows, read back from their nearest neighbours in those coordinates, come back
     better than from the first try's code read back alike; it then adapts for the
-    other 1500 steps of an adaptation, and it stands where it passes the rule on rows
+    other 500 steps of an adaptation, and it stands where it passes the rule on rows
     it never trained on. No error measured is taken above PCA's with as many units,
     which the network can always reach (its perceptron at zero, the principal axes on
     its linear path); once the count is decided, a network behind it becomes that
@@ -270,7 +271,7 @@ class DAMAutoencoder(_BaseDAM):
     no lower than ``k``, the search moves by the rule no lower, and units close one at
     a time down to ``k``, each adapted as the search's moves are (a closure the search
     already tried from that network is taken as it ended). Where the gates settle on
-    ``k`` itself, the network adapts for a full adaptation's 3000 steps whatever its
+    ``k`` itself, the network adapts for a full adaptation's 2000 steps whatever its
     network, with the retry where it is within ``alpha`` of PCA's or beaten by it,
     kept where it does better. Errors
     are judged on the held-out rows where ``early_stopping_`` (from about 1000 rows by
