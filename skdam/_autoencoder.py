@@ -17,9 +17,8 @@ from ._unit_search import AdaptedUnitCount
 #: peaking at 1e-2 bring a Swiss roll on 2 units to 0.004 of the variance in 2000
 #: steps, where 1000 leave 0.02 and a constant 3e-3 on small batches 0.06. A
 #: closure that these steps leave short of a curved code (the S-curve's 2 units on
-#: some draws) gets its retry from a graph start; benchmarks/manifolds.py gave the
-#: same counts at 2000 as at 3000 steps in two thirds of the time
-#: (docs/benchmarks.md).
+#: some draws) gets its retry from a graph start. docs/benchmarks.md has the
+#: manifold suite at 2000 and at 3000 steps.
 ADAPTATION_STEPS = 2000
 #: Where the settled network is already ahead of PCA, closures are judged after
 #: adaptations this short, each going on from the last: benchmarks/closing_chain.py

@@ -107,7 +107,7 @@ def test_max_iter_reached_warns(low_rank_data):
 
 def test_a_count_the_budget_left_unchecked_warns():
     # A Swiss roll settles on its 3 linear coordinates; checking them takes adaptations of
-    # 60 epochs' steps, which 30 epochs cannot pay for: the count stands, and says so.
+    # 40 epochs' steps, which 30 epochs cannot pay for: the count stands, and says so.
     from sklearn.datasets import make_swiss_roll
 
     X = make_swiss_roll(500, random_state=0)[0]
